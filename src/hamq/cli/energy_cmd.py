@@ -1,0 +1,1 @@
+"""``hamq presets`` and ``hamq energy`` (filled in by the energy model work)."""

@@ -1,0 +1,1 @@
+"""``hamq train``, ``hamq eval``, ``hamq demo``."""

@@ -1,0 +1,1 @@
+"""Crossbar hardware: number representations, cell statistics, mapping and energy."""

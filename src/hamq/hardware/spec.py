@@ -1,0 +1,187 @@
+"""Hardware description of a crossbar accelerator: typed, validated, units in field names.
+
+A description is YAML data (a shipped preset in ``hamq/hardware/presets/`` or a user's own
+file) with four sections::
+
+    name: rram-1b
+    source: where the numbers come from
+    array:   {rows: 128, cols: 128, cell_bits: 1, representation: differential}
+    input:   {bits_per_cycle: 1}
+    adc:     {bits: 6, col_mux: 8, skip_zero: false}
+    timing:  {t_cycle_ns: 10.0}
+    tech:    {e_cell_pj: [0.0, 0.1], e_adc_pj: 0.5, e_adc_ref_bits: 6,
+              e_driver_pj: 0.0, e_shift_add_pj: 0.0}
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, model_validator
+
+from hamq.config_base import Section, validate
+from hamq.errors import HamqError, unknown_name
+from hamq.hardware.representation import CELL_BITS, Representation
+
+
+class ArraySpec(Section):
+    """The crossbar array.
+
+    rows, cols: physical rows and columns of one tile (array).
+    cell_bits: bits stored per cell (1, 2 or 4); a cell has ``2**cell_bits`` levels.
+    representation: how signed weights become stored words (see ``representation.py``).
+    """
+
+    rows: int = Field(128, gt=0)
+    cols: int = Field(128, gt=0)
+    cell_bits: int = 1
+    representation: Representation = "differential"
+
+    @model_validator(mode="after")
+    def _cell_bits(self) -> ArraySpec:
+        if self.cell_bits not in CELL_BITS:
+            raise ValueError(f"array.cell_bits = {self.cell_bits}: must be one of 1, 2, 4")
+        return self
+
+
+class InputSpec(Section):
+    """How activations drive the rows.
+
+    bits_per_cycle: input bits applied per cycle (1 = bit-serial; k > 1 through a k-bit DAC).
+    """
+
+    bits_per_cycle: int = Field(1, ge=1, le=8)
+
+
+class AdcSpec(Section):
+    """Column read-out.
+
+    bits: ADC resolution in bits.
+    col_mux: columns that share one ADC (they convert one after another).
+    skip_zero: skip conversions of columns whose driven cells are all at level 0.
+    """
+
+    bits: int = Field(6, ge=1, le=16)
+    col_mux: int = Field(8, ge=1)
+    skip_zero: bool = False
+
+
+class TimingSpec(Section):
+    """t_cycle_ns: duration of one input cycle (row drive + one ADC conversion), ns."""
+
+    t_cycle_ns: float = Field(10.0, gt=0)
+
+
+class TechSpec(Section):
+    """Energies of the technology, in picojoules.
+
+    e_cell_pj: read energy of one cell on a driven row, per input bit cycle, for each level
+        ``0 .. 2**cell_bits - 1`` (the length must match ``array.cell_bits``).
+    e_adc_pj: energy of one conversion at ``e_adc_ref_bits``; other resolutions scale by
+        2x per bit (a constant Walden figure of merit).
+    e_driver_pj: energy of driving one row for one cycle (row driver / DAC); 0 to ignore.
+    e_shift_add_pj: digital shift-and-add per conversion; 0 to ignore.
+    """
+
+    e_cell_pj: tuple[float, ...]
+    e_adc_pj: float = Field(ge=0)
+    e_adc_ref_bits: int = Field(ge=1, le=16)
+    e_driver_pj: float = Field(0.0, ge=0)
+    e_shift_add_pj: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> TechSpec:
+        for i, e in enumerate(self.e_cell_pj):
+            if e < 0:
+                raise ValueError(f"tech.e_cell_pj[{i}] = {e}: a cell energy cannot be negative")
+        return self
+
+
+class HardwareSpec(Section):
+    """A complete crossbar accelerator description (see the module docstring)."""
+
+    name: str = "custom"
+    source: str = ""
+    array: ArraySpec = ArraySpec()
+    input: InputSpec = InputSpec()
+    adc: AdcSpec = AdcSpec()
+    timing: TimingSpec = TimingSpec()
+    tech: TechSpec
+
+    @model_validator(mode="after")
+    def _levels(self) -> HardwareSpec:
+        levels = 2**self.array.cell_bits
+        if len(self.tech.e_cell_pj) != levels:
+            raise ValueError(
+                f"tech.e_cell_pj has {len(self.tech.e_cell_pj)} entries but "
+                f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
+                f"energy per level"
+            )
+        return self
+
+    @property
+    def representation(self) -> Representation:
+        return self.array.representation
+
+    @property
+    def cell_bits(self) -> int:
+        return self.array.cell_bits
+
+    def e_adc_pj_at(self, bits: int | None = None) -> float:
+        """Energy of one conversion at ``bits`` (default: this ADC's), in pJ."""
+        b = self.adc.bits if bits is None else bits
+        return self.tech.e_adc_pj * 2.0 ** (b - self.tech.e_adc_ref_bits)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with hamq."""
+    folder = resources.files("hamq.hardware") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise HamqError(f"{source} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise HamqError(f"{source} must hold a YAML mapping (key: value), not {type(data).__name__}")
+    return data
+
+
+def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareSpec:
+    """A preset by name, or a user's YAML file, with dotted-key overrides applied.
+
+    ``overrides`` maps section.field (``array.cell_bits``) or a section name to a value;
+    e.g. ``load_hardware("rram-1b", **{"array.representation": "shifted"})``.
+    """
+    text, source = _hardware_text(str(name_or_path))
+    data = _read_yaml(text, source)
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise HamqError(f"hardware override '{key}': '{p}' is not a section")
+        node[leaf] = value
+    return validate(HardwareSpec, data, source=f"hardware description {source}")
+
+
+def _hardware_text(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise HamqError(
+                f"hardware file '{name_or_path}' does not exist; give a YAML file or one of "
+                f"the presets: {', '.join(preset_names())}"
+            )
+        return path.read_text(), str(path)
+    names = preset_names()
+    if name_or_path not in names:
+        raise unknown_name("hardware preset", name_or_path, names)
+    folder = resources.files("hamq.hardware") / "presets"
+    return (folder / f"{name_or_path}.yaml").read_text(), f"preset '{name_or_path}'"

@@ -1,0 +1,176 @@
+"""Quantized layers: Conv2d (grouped and depthwise too) and Linear with fake-quantized
+weights and a quantizer on their input, which is exactly what a crossbar sees: the input
+integers drive the rows, the weight integers are stored in the cells."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hamq.quantization import functional as qf
+from hamq.quantization.config import QuantConfig
+
+
+class ActQuantizer(nn.Module):
+    """Quantizer of a layer's input activations.
+
+    Its sign mode is set from the first batch it sees (signed if any value is negative) and
+    kept from then on; ``calibrated`` keeps a running max of |x|, ``learned`` trains its
+    step size (LSQ). Buffers and parameters live in the state dict, so a checkpoint restores
+    them exactly.
+    """
+
+    def __init__(self, bits: int, mode: str = "calibrated", momentum: float = 0.1) -> None:
+        super().__init__()
+        self.bits = bits
+        self.mode = mode
+        self.momentum = momentum
+        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("signed", torch.tensor(False))
+        self.register_buffer("running_amax", torch.tensor(1.0))
+        self.step = nn.Parameter(torch.tensor(1.0), requires_grad=mode == "learned")
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        return qf.act_range(self.bits, bool(self.signed))
+
+    def _initialize(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        with torch.no_grad():
+            self.signed.fill_(bool((x < 0).any()))
+            amax = x.abs().amax().clamp_min(1e-8)
+            self.running_amax.copy_(amax)
+            hi = self.int_range[1]
+            # LSQ initial step: 2 mean|x| / sqrt(Q_p).
+            self.step.copy_((2 * x.abs().mean() / math.sqrt(hi)).clamp_min(1e-8))
+            self.initialized.fill_(True)
+
+    def scale(self) -> torch.Tensor:
+        """Step size (float scalar tensor; carries a gradient in ``learned`` mode)."""
+        if self.mode == "learned":
+            return self.step.abs() + 1e-8
+        return self.running_amax / self.int_range[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.initialized):
+            self._initialize(x)
+        elif self.training and self.mode == "calibrated":
+            with torch.no_grad():
+                amax = x.detach().abs().amax()
+                self.running_amax.lerp_(amax, self.momentum)
+        lo, hi = self.int_range
+        scale = self.scale()
+        if self.mode == "learned":
+            scale = qf.grad_scale(scale, 1.0 / math.sqrt(x.numel() * hi))
+        return qf.fake_quant(x, scale, lo, hi)
+
+    def to_int(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer codes of ``x`` (int64), as applied to the crossbar rows."""
+        lo, hi = self.int_range
+        return qf.quantize_int(x, self.scale(), lo, hi)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, mode={self.mode}"
+
+
+class _QuantWeightMixin:
+    """Weight quantization shared by QuantConv2d and QuantLinear."""
+
+    weight: nn.Parameter
+    w_bits: int
+    per_channel: bool
+    dynamic: bool
+
+    def _setup(self, cfg: QuantConfig) -> None:
+        self.w_bits = cfg.w_bits
+        self.per_channel = cfg.granularity == "per_channel"
+        self.dynamic = cfg.scheme == "dynamic"
+        self.input_quant = ActQuantizer(cfg.a_bits, cfg.act_range)
+
+    @property
+    def q_max(self) -> int:
+        return 2 ** (self.w_bits - 1) - 1
+
+    def weight_scale(self) -> torch.Tensor:
+        """Weight step size, broadcastable to the weight (no gradient)."""
+        return qf.weight_scale(self.weight, self.w_bits, self.per_channel, self.dynamic)
+
+    def weight_int(self) -> torch.Tensor:
+        """Integer weights (int64), the values stored on the crossbar."""
+        return qf.quantize_int(self.weight, self.weight_scale(), -self.q_max, self.q_max)
+
+    def weight_continuous(self) -> torch.Tensor:
+        """``w / scale`` clamped to the integer range, with gradient: what regularizers see."""
+        return torch.clamp(self.weight / self.weight_scale(), -self.q_max, self.q_max)
+
+    def weight_fake(self) -> torch.Tensor:
+        return qf.fake_quant(self.weight, self.weight_scale(), -self.q_max, self.q_max)
+
+
+class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
+    """Conv2d with fake-quantized weights and input (grouped and depthwise included)."""
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, cfg: QuantConfig) -> QuantConv2d:
+        if conv.padding_mode != "zeros":
+            raise ValueError(f"padding_mode '{conv.padding_mode}' is not supported (zeros only)")
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            stride=conv.stride,  # type: ignore[arg-type]
+            padding=conv.padding,  # type: ignore[arg-type]
+            dilation=conv.dilation,  # type: ignore[arg-type]
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        new._setup(cfg)
+        new.input_quant.to(conv.weight.device)
+        with torch.no_grad():
+            new.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias)  # type: ignore[union-attr]
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(
+            self.input_quant(x),
+            self.weight_fake(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
+
+
+class QuantLinear(_QuantWeightMixin, nn.Linear):
+    """Linear with fake-quantized weights and input."""
+
+    @classmethod
+    def from_float(cls, lin: nn.Linear, cfg: QuantConfig) -> QuantLinear:
+        new = cls(
+            lin.in_features,
+            lin.out_features,
+            bias=lin.bias is not None,
+            device=lin.weight.device,
+            dtype=lin.weight.dtype,
+        )
+        new._setup(cfg)
+        new.input_quant.to(lin.weight.device)
+        with torch.no_grad():
+            new.weight.copy_(lin.weight)
+            if lin.bias is not None:
+                new.bias.copy_(lin.bias)  # type: ignore[union-attr]
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.input_quant(x), self.weight_fake(), self.bias)
+
+
+QuantLayer = QuantConv2d | QuantLinear

@@ -1,0 +1,76 @@
+"""The regularizer interface and registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from hamq.config_base import Section
+from hamq.errors import unknown_name
+from hamq.hardware.spec import HardwareSpec
+
+
+class RegularizerConfig(Section):
+    """Which regularizer, and how strongly.
+
+    name: ``none``, ``hamming`` (HamQ), ``l1``, ``bits`` (twofold bit sparsity) or
+        ``energy`` (modeled crossbar energy).
+    lambda: weight of the term in the loss (>= 0).
+    surrogate: for ``hamming``: ``interp`` (exact Hamming weight of the stored words,
+        linearly interpolated between integers) or ``sin`` (each bit as a sin^2 wave).
+    """
+
+    name: str = "none"
+    lambda_: float = Field(0.0, ge=0, alias="lambda")
+    surrogate: Literal["interp", "sin"] = "interp"
+
+
+class Regularizer(nn.Module):
+    """A differentiable cost of a converted model's weights, already weighted by lambda.
+
+    Subclasses implement :meth:`penalty` (unweighted); :meth:`attach` may install hooks
+    (for example to measure row activity) before training starts.
+    """
+
+    def __init__(self, cfg: RegularizerConfig, hw: HardwareSpec) -> None:
+        super().__init__()
+        self.lam = cfg.lambda_
+        self.hw = hw
+
+    def attach(self, model: nn.Module) -> None:  # noqa: B027  optional hook
+        """Called once with the converted model before training."""
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module) -> torch.Tensor:
+        return self.lam * self.penalty(model)
+
+
+RegularizerFactory = Callable[[RegularizerConfig, HardwareSpec], Regularizer]
+REGULARIZERS: dict[str, RegularizerFactory] = {}
+
+
+def register(name: str) -> Callable[[RegularizerFactory], RegularizerFactory]:
+    """Class decorator adding a regularizer to the registry under ``name``."""
+
+    def deco(factory: RegularizerFactory) -> RegularizerFactory:
+        REGULARIZERS[name] = factory
+        return factory
+
+    return deco
+
+
+def build_regularizer(cfg: RegularizerConfig, hw: HardwareSpec) -> Regularizer | None:
+    """The regularizer named by ``cfg`` (None for ``none`` or lambda 0)."""
+    if cfg.name == "none":
+        return None
+    if cfg.name not in REGULARIZERS:
+        raise unknown_name("regularizer", cfg.name, ["none", *REGULARIZERS])
+    if cfg.lambda_ == 0:
+        return None
+    return REGULARIZERS[cfg.name](cfg, hw)

@@ -1,0 +1,57 @@
+"""Differentiable surrogates of an integer cost table, evaluated at continuous weights.
+
+``t`` is a weight in integer units (``w / scale``, clamped to ``[-q_max, q_max]``), with
+gradient. A *cost table* holds the exact cost of every integer ``-q_max .. q_max`` (the
+Hamming weight of its stored words, its ON cells, its cell energy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hamq.hardware.representation import Representation, word_bits
+
+
+def interp_cost(t: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of ``table`` at ``t`` (same shape as ``t``).
+
+    Exact at every integer; between two integers the gradient is the cost difference of
+    the two neighbours, so it always points toward the cheaper one.
+    """
+    q_max = (table.numel() - 1) // 2
+    u = t + q_max
+    lo = u.detach().floor().clamp(0, table.numel() - 2)
+    frac = u - lo
+    lo_i = lo.to(torch.int64)
+    return torch.lerp(table[lo_i], table[lo_i + 1], frac)
+
+
+def _smooth_bits(x: torch.Tensor, n_bits: int) -> torch.Tensor:
+    """Sum over bits k < n_bits of a sinusoid through bit k of x (period 2**(k+1)).
+
+    Bit k of an integer is 0 on ``x mod 2**(k+1)`` in ``[0, 2**k)`` and 1 on the rest;
+    the sinusoid is 0 at the centre of the first run of integers and 1 at the centre of
+    the second.
+    """
+    total = torch.zeros_like(x)
+    for k in range(n_bits):
+        period = 2.0 ** (k + 1)
+        c0 = (2.0**k - 1) / 2
+        total = total + 0.5 - 0.5 * torch.cos(2 * math.pi * (x - c0) / period)
+    return total
+
+
+def sin_hamming(t: torch.Tensor, bits: int, rep: Representation) -> torch.Tensor:
+    """Smooth Hamming weight of the stored word(s) of continuous integers ``t``."""
+    wb = word_bits(bits, rep)
+    if rep == "differential":
+        return _smooth_bits(t.abs(), wb)
+    if rep == "twos_complement":
+        return _smooth_bits(t, wb)  # periodic, so negative t wraps like q mod 2**bits
+    if rep == "shifted":
+        return _smooth_bits(t + 2 ** (bits - 1), wb)
+    if rep == "sign_magnitude":
+        return _smooth_bits(t.abs(), wb - 1) + torch.sigmoid(-4.0 * t)
+    raise ValueError(f"unknown representation '{rep}'")
