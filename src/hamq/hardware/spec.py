@@ -51,6 +51,9 @@ class InputSpec(Section):
     """How activations drive the rows.
 
     bits_per_cycle: input bits applied per cycle (1 = bit-serial; k > 1 through a k-bit DAC).
+        The DAC is modeled as pulse-width modulation: a digit d holds the row at the read
+        voltage for d / (2**k - 1) of the cycle, so cell read energy scales linearly with d
+        (see ``energy.py``).
     """
 
     bits_per_cycle: int = Field(1, ge=1, le=8)
@@ -120,6 +123,11 @@ class HardwareSpec(Section):
                 f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
                 f"energy per level"
             )
+        if self.adc.col_mux > self.array.cols:
+            raise ValueError(
+                f"adc.col_mux = {self.adc.col_mux} exceeds array.cols = {self.array.cols}: "
+                f"an ADC cannot share more columns than the array has"
+            )
         return self
 
     @property
@@ -148,7 +156,9 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise HamqError(f"{source} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise HamqError(f"{source} must hold a YAML mapping (key: value), not {type(data).__name__}")
+        raise HamqError(
+            f"{source} must hold a YAML mapping (key: value), not {type(data).__name__}"
+        )
     return data
 
 
