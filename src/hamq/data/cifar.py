@@ -1,0 +1,187 @@
+"""CIFAR-10 from the official python batches or from an image folder.
+
+``data.root`` may hold either layout (checked in this order):
+
+1. the official batches ``data_batch_1`` .. ``data_batch_5``, ``test_batch`` (and
+   ``batches.meta``), in ``root`` itself or in ``root/cifar-10-batches-py``;
+2. images ``root/{train,test}/<class>/*.png|jpg`` with the ten CIFAR class folders, which
+   is how ``../shared/data/cifar10-jpeg.tar.gz`` unpacks (``cifar10-jpeg/...``).
+
+The batches are pickles. They are read by an unpickler that resolves only the three
+globals a pickled numpy array needs (``_reconstruct``, ``ndarray``, ``dtype``), so a
+tampered file cannot run code: any other global is refused with a :class:`HamqError`.
+
+Images stay uint8 (N, 3, 32, 32); normalization by the CIFAR-10 training-set channel
+statistics and the crop/flip augmentation happen batch-wise on the device
+(:class:`hamq.data.images.ImageTransform`).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hamq.data.bundle import DataBundle
+from hamq.data.cache import resolve_cache_dir
+from hamq.data.images import FOLDER_LAYOUT, ImageTransform, has_folder_layout, read_image_folder
+from hamq.data.root import require_root
+from hamq.errors import HamqError
+
+if TYPE_CHECKING:
+    from hamq.data import DataConfig
+
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+#: Per-channel mean and standard deviation of the 50,000 training images, pixels in [0, 1].
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+BATCH_FOLDER = "cifar-10-batches-py"
+IMAGE_SIDE = 32
+
+
+def _numpy_reconstruct() -> Any:
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return _reconstruct
+
+
+#: (module, name) -> object: the only globals a batch file may reference. numpy 1 pickles
+#: name ``numpy.core``, numpy 2 ``numpy._core``; both mean the same function.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR batches: dicts, lists, bytes, ints, and numpy arrays only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}") from None
+
+
+def read_batch_file(path: Path) -> dict[bytes, Any]:
+    """The dict in one CIFAR-10 python batch file, unpickled without running its code.
+
+    Raises HamqError naming the file when it is unreadable or references any global other
+    than numpy's array reconstruction.
+    """
+    try:
+        raw = path.read_bytes()
+        obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as err:
+        raise HamqError(
+            f"cannot read CIFAR-10 batch '{path}': {err}; expected an official "
+            "cifar-10-batches-py file (a pickled dict of numpy arrays and lists only)"
+        ) from None
+    if not isinstance(obj, dict):
+        raise HamqError(f"CIFAR-10 batch '{path}' holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uint8 (N, 3, 32, 32) and labels int64 (N,) of one batch file.
+
+    The file stores ``b"data"``: uint8 (N, 3072), each row the red, green and blue 32x32
+    planes in row-major order, and ``b"labels"``: N ints in 0..9.
+    """
+    batch = read_batch_file(path)
+    data, labels = batch.get(b"data"), batch.get(b"labels")
+    side = IMAGE_SIDE
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * side * side
+        or not isinstance(labels, list)
+        or len(labels) != data.shape[0]
+    ):
+        raise HamqError(
+            f"CIFAR-10 batch '{path}' lacks b'data' uint8 (N, 3072) and b'labels' (N ints)"
+        )
+    y = torch.tensor(labels, dtype=torch.int64)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(CLASSES)):
+        raise HamqError(f"CIFAR-10 batch '{path}' has labels outside 0..9")
+    x = torch.from_numpy(data.reshape(-1, 3, side, side).copy())
+    return x, y
+
+
+def find_batch_folder(root: Path) -> Path | None:
+    """The folder holding the official batches: ``root`` or ``root/cifar-10-batches-py``."""
+    for folder in (root, root / BATCH_FOLDER):
+        if (folder / TEST_BATCH).is_file() and (folder / TRAIN_BATCHES[0]).is_file():
+            return folder
+    return None
+
+
+def read_batches(folder: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train": (x, y), "test": (x, y)} from the official batch files in ``folder``."""
+    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (folder / n).is_file()]
+    if missing:
+        raise HamqError(f"CIFAR-10 batch folder '{folder}' lacks {', '.join(missing)}")
+    meta = folder / "batches.meta"
+    if meta.is_file():
+        names = read_batch_file(meta).get(b"label_names")
+        if names is not None and [n.decode() for n in names] != list(CLASSES):
+            raise HamqError(f"'{meta}' lists classes {names}; expected {list(CLASSES)}")
+    train = [read_batch(folder / n) for n in TRAIN_BATCHES]
+    return {
+        "train": (torch.cat([x for x, _ in train]), torch.cat([y for _, y in train])),
+        "test": read_batch(folder / TEST_BATCH),
+    }
+
+
+def load_cifar10(cfg: DataConfig) -> DataBundle:
+    """The ``cifar10`` data set from either layout (module docstring)."""
+    root = require_root(cfg, "cifar10")
+    batch_folder = find_batch_folder(root)
+    if batch_folder is not None:
+        parts = read_batches(batch_folder)
+    elif has_folder_layout(root):
+        _, parts = read_image_folder(
+            root, CLASSES, resolve_cache_dir(cfg.cache, cfg.cache_dir), "cifar10-folder"
+        )
+        shape = tuple(parts["train"][0].shape[1:])
+        if shape != (3, IMAGE_SIDE, IMAGE_SIDE):
+            raise HamqError(f"data.root '{root}' images are {shape}; CIFAR-10 needs (3, 32, 32)")
+    else:
+        raise HamqError(
+            f"data.root '{root}' has no 'train' and 'test' sub-folders and no "
+            f"{BATCH_FOLDER} files; expected {BATCH_FOLDER}/data_batch_1..5 and test_batch, "
+            f"or {FOLDER_LAYOUT}"
+        )
+    (train_x, train_y), (test_x, test_y) = parts["train"], parts["test"]
+    return DataBundle(
+        name="cifar10",
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        classes=list(CLASSES),
+        input_shape=(3, IMAGE_SIDE, IMAGE_SIDE),
+        transform=ImageTransform(MEAN, STD, cfg.augment),
+    )
