@@ -67,6 +67,9 @@ def format_validation_error(
             msg = f"must be one of {ctx}{hint}"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if not loc:
+            parts.append(msg)
+            continue
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         parts.append(f"{where} = {shown}: {msg}")
     return HamqError(f"invalid {source}: " + "; ".join(parts))

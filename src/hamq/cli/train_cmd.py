@@ -1,1 +1,89 @@
-"""``hamq train``, ``hamq eval``, ``hamq demo``."""
+"""``hamq train``, ``hamq eval``, ``hamq demo``, ``hamq sweep``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hamq.cli.main import cli
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML run config.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. --set regularizer.lambda=0.5 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+              help="Train at most this many epochs now, then stop (continue with --resume).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(config_path: str | None, out: str, overrides: tuple[str, ...], resume: bool,
+          stop_after: int | None, as_json: bool, quiet: bool) -> None:
+    """Train a quantized model (float pre-training, then QAT with the regularizer).
+
+    Without --config it trains the default model on the embedded digits data set.
+    """
+    from hamq.training.config import load_config
+    from hamq.training.trainer import train_run
+
+    cfg = load_config(config_path, list(overrides))
+    record = train_run(cfg, Path(out), resume=resume, stop_after=stop_after, progress=not quiet)
+    if record is None:
+        click.echo(f"stopped after {stop_after} epoch(s); continue with: hamq train --resume --out {out}"
+                   + (f" --config {config_path}" if config_path else "")
+                   + "".join(f" --set {o}" for o in overrides), err=True)
+        return
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        c = record["cells"]
+        click.echo(
+            f"{out}: accuracy {100 * record['accuracy']:.2f}%, ON cells {c['on']} of "
+            f"{c['total']} ({100 * c['on_fraction']:.1f}%)"
+        )
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path())
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
+    """Evaluate a trained run: test accuracy and exact ON cells of the stored weights."""
+    from hamq.training.record import model_cells
+    from hamq.training.runs import load_run
+    from hamq.training.trainer import evaluate, hardware_of
+
+    run = load_run(run_dir)
+    acc = evaluate(run.model, run.data(), run.config.data.eval_batch_size, samples)
+    result = {"run": str(run_dir), "accuracy": acc, **model_cells(run.model, hardware_of(run.config))}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        c = result["cells"]
+        click.echo(f"accuracy {100 * acc:.2f}%  ON cells {c['on']} / {c['total']}")
+        for layer in result["layers"]:
+            click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the demo's runs (default runs/demo).")
+@click.option("--quick", is_flag=True, help="Fewer epochs and lambdas (a smoke test).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
+def demo(out: str | None, quick: bool, as_json: bool) -> None:
+    """Baseline vs L1 vs HamQ on the embedded digits data set, in one table."""
+    from hamq.experiments.demo import default_out, demo_sweep
+    from hamq.experiments.sweep import format_table, run_sweep, write_csv
+
+    folder = Path(out) if out else default_out()
+    log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
+    rows = run_sweep(demo_sweep(quick), folder, progress=not as_json, log=log)
+    write_csv(rows, folder / "results.csv")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(format_table(rows))
+        click.echo(f"\nruns and results.csv in {folder}")

@@ -65,7 +65,7 @@ class DataBundle:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled, augmented training batches (the last partial batch is dropped)."""
         n = self.train_x.shape[0]
-        perm = torch.randperm(n, generator=gen).to(self.train_x.device)
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(self.train_x.device)
         for i in range(0, n - batch_size + 1, batch_size):
             idx = perm[i : i + batch_size]
             yield self.transform(self.train_x[idx], True, gen), self.train_y[idx]

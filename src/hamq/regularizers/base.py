@@ -21,12 +21,15 @@ class RegularizerConfig(Section):
         ``energy`` (modeled crossbar energy).
     lambda: weight of the term in the loss (>= 0).
     surrogate: for ``hamming``: ``interp`` (exact Hamming weight of the stored words,
-        linearly interpolated between integers) or ``sin`` (each bit as a sin^2 wave).
+        linearly interpolated between integers) or ``sin`` (each bit as a sinusoid).
+    smooth: for ``interp``: width (integer units) of the Gaussian that smooths the exact
+        cost table before interpolation; 0 = the exact table (see surrogates.smooth_table).
     """
 
     name: str = "none"
     lambda_: float = Field(0.0, ge=0, alias="lambda")
     surrogate: Literal["interp", "sin"] = "interp"
+    smooth: float = Field(4.0, ge=0, le=64)
 
 
 class Regularizer(nn.Module):

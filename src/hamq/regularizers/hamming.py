@@ -14,7 +14,19 @@ from torch import nn
 from hamq.hardware.representation import hamming_table
 from hamq.quantization.convert import quantized_layers
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
-from hamq.regularizers.surrogates import interp_cost, sin_hamming
+from hamq.regularizers.surrogates import interp_cost, sin_hamming, smooth_table
+
+
+def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
+    """Stop the cost's gradient on the weights that set the range (``|t| > q_max - 1/2``).
+
+    With a range taken from the weights (scale = max|w| / q_max, no gradient), pulling the
+    largest weight down shrinks the scale, re-inflates every code, and invites the
+    regularizer to shrink the whole channel while batch norm undoes it; each optimizer step
+    then moves more integer units and training turns to noise. Holding the range-setting
+    weights leaves the scale to the task loss.
+    """
+    return torch.where(t.abs() > q_max - 0.5, cost.detach(), cost)
 
 
 @register("hamming")
@@ -24,12 +36,14 @@ class HammingRegularizer(Regularizer):
     def __init__(self, cfg: RegularizerConfig, hw) -> None:  # noqa: ANN001
         super().__init__(cfg, hw)
         self.surrogate = cfg.surrogate
+        self.sigma = cfg.smooth
         self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     def _table(self, bits: int, device: torch.device) -> torch.Tensor:
         key = (bits, device)
         if key not in self._tables:
-            self._tables[key] = hamming_table(bits, self.hw.representation).to(device)
+            table = hamming_table(bits, self.hw.representation)
+            self._tables[key] = smooth_table(table, self.sigma).to(device)
         return self._tables[key]
 
     def layer_cost(self, t: torch.Tensor, bits: int) -> torch.Tensor:
@@ -39,8 +53,9 @@ class HammingRegularizer(Regularizer):
         return sin_hamming(t, bits, self.hw.representation)
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        terms = [
-            self.layer_cost(layer.weight_continuous(), layer.w_bits).mean()
-            for _, layer in quantized_layers(model)
-        ]
+        terms = []
+        for _, layer in quantized_layers(model):
+            t = layer.weight_continuous()
+            cost = self.layer_cost(t, layer.w_bits)
+            terms.append(hold_range(cost, t, layer.q_max).mean())
         return torch.stack(terms).sum()

@@ -28,6 +28,23 @@ def interp_cost(t: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return torch.lerp(table[lo_i], table[lo_i + 1], frac)
 
 
+def smooth_table(table: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Expected cost under Gaussian dither: ``T_s[i] = sum_j T[j] N(j - i; sigma) / Z_i``.
+
+    The exact Hamming-weight table is rugged (127 -> 7 bits, 128 -> 1 bit), so its
+    interpolation only ever pulls a weight to the nearest local minimum. Smoothing with a
+    Gaussian of ``sigma`` integer units (truncated to the representable range, renormalized)
+    keeps the low-cost codes low while giving a gradient toward whole regions of cheap codes.
+    ``sigma = 0`` returns the table unchanged.
+    """
+    if sigma <= 0:
+        return table
+    idx = torch.arange(table.numel(), dtype=torch.float64)
+    kernel = torch.exp(-0.5 * ((idx[:, None] - idx[None, :]) / sigma) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    return (kernel @ table.to(torch.float64)).to(table.dtype)
+
+
 def _smooth_bits(x: torch.Tensor, n_bits: int) -> torch.Tensor:
     """Sum over bits k < n_bits of a sinusoid through bit k of x (period 2**(k+1)).
 

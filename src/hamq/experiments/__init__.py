@@ -1,0 +1,1 @@
+"""Experiments: sweeps of runs (lambda, bits, representation), results tables, reports."""

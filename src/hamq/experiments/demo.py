@@ -1,0 +1,36 @@
+"""``hamq demo``: the README's main job on the embedded default (digits, no download).
+
+Trains a baseline, an L1 model and HamQ at a few lambdas with the same seed, then prints
+one table: accuracy, exact ON cells, reductions against the baseline, and the modeled
+crossbar energy per inference (E_cb and E_cb&AD). Runs are ordinary run folders under
+``--out``; rerunning reuses the finished ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hamq.experiments.sweep import SweepConfig
+
+DEMO_BASE: dict[str, Any] = {
+    "seed": 0,
+    "data": {"name": "digits", "batch_size": 64},
+    "model": {"name": "digits-cnn"},
+    "quant": {"w_bits": 8, "a_bits": 8},
+    "hardware": {"preset": "rram-1b"},
+    "train": {"float_epochs": 20, "qat_epochs": 30, "optimizer": "adam", "lr": 0.01},
+}
+
+
+def demo_sweep(quick: bool = False) -> SweepConfig:
+    """The demo's sweep; ``quick`` trains fewer epochs and lambdas (for tests)."""
+    base = {k: dict(v) if isinstance(v, dict) else v for k, v in DEMO_BASE.items()}
+    if quick:
+        base["train"] = {**base["train"], "float_epochs": 5, "qat_epochs": 5}
+        return SweepConfig(base=base, l1=[0.02], hamming=[1.0], energy_samples=64)
+    return SweepConfig(base=base, l1=[0.02, 0.05], hamming=[0.5, 2.0, 8.0], energy_samples=360)
+
+
+def default_out() -> Path:
+    return Path("runs") / "demo"

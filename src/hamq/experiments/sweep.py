@@ -1,0 +1,237 @@
+"""Sweeps: a baseline, L1 and HamQ over a lambda grid (and weight bit widths), each a
+normal run folder; resumable (finished runs are reused, a failed run is recorded and the
+others go on); results gathered into one table.
+
+A sweep file (YAML)::
+
+    base: {model: {name: ds-cnn}, data: {name: speech_commands, root: ...}, train: {...}}
+    bits: [8, 6]                    # weight bits; each width gets its own baseline
+    l1: [1.0e-2]                    # L1 lambdas
+    hamming: [0.5, 2.0]             # HamQ lambdas
+    energy: []                      # lambdas of the energy regularizer
+    energy_hw: rram-1b              # hardware preset or file for the energy columns
+    energy_samples: 1000            # test samples the energy is measured on
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+
+from hamq.config_base import Section, validate
+from hamq.errors import HamqError
+from hamq.training.checkpoint import atomic_write_text
+from hamq.training.config import apply_overrides
+from hamq.training.config import TrainConfig
+
+
+class SweepConfig(Section):
+    """What a sweep trains (see the module docstring)."""
+
+    base: dict[str, Any] = Field(default_factory=dict)
+    bits: list[int] = Field(default_factory=lambda: [8])
+    l1: list[float] = Field(default_factory=list)
+    hamming: list[float] = Field(default_factory=list)
+    energy: list[float] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    energy_hw: str = "rram-1b"
+    energy_samples: int = Field(1000, ge=1)
+
+
+def variants(sweep: SweepConfig) -> list[tuple[str, list[str]]]:
+    """(run name, --set overrides) of every run of the sweep, baselines first."""
+    out: list[tuple[str, list[str]]] = []
+    for seed in sweep.seeds:
+        sfx = f"-s{seed}" if len(sweep.seeds) > 1 else ""
+        for b in sweep.bits:
+            common = [f"quant.w_bits={b}", f"seed={seed}"]
+            out.append((f"w{b}-baseline{sfx}", [*common, "regularizer.name=none"]))
+            for name in ("l1", "hamming", "energy"):
+                for lam in getattr(sweep, name):
+                    out.append(
+                        (
+                            f"w{b}-{name}-{lam:g}{sfx}",
+                            [*common, f"regularizer.name={name}", f"regularizer.lambda={lam}"],
+                        )
+                    )
+    return out
+
+
+def run_config(sweep: SweepConfig, overrides: list[str]) -> TrainConfig:
+    return validate(TrainConfig, apply_overrides(sweep.base, overrides), source="sweep run")
+
+
+EnergyFn = Callable[[Path, str, int], dict[str, Any] | None]
+
+
+def measure_energy(run_dir: Path, hw: str, samples: int) -> dict[str, Any] | None:
+    """Per-inference energy of a finished run (cached in ``energy.json``), or None if the
+    energy model is not available."""
+    cache = run_dir / "energy.json"
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("_hw") == hw and cached.get("samples") == samples:
+            return cached
+    try:
+        from hamq.hardware.energy import estimate_energy
+        from hamq.hardware.spec import load_hardware
+        from hamq.training.runs import load_run
+    except ImportError:
+        return None
+    run = load_run(run_dir)
+    report = estimate_energy(run.model, run.data(), load_hardware(hw), samples=samples)
+    result = {**report.to_dict(), "_hw": hw}
+    atomic_write_text(cache, json.dumps(result, indent=2))
+    return result
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    out: Path,
+    progress: bool = True,
+    energy_fn: EnergyFn = measure_energy,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train every variant into ``out/<name>`` and return one result row per run."""
+    from hamq.training.trainer import train_run
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, overrides in variants(sweep):
+        run_dir = out / name
+        row: dict[str, Any] = {"name": name, "overrides": " ".join(overrides)}
+        try:
+            cfg = run_config(sweep, overrides)
+            row.update(
+                seed=cfg.seed,
+                w_bits=cfg.quant.w_bits,
+                regularizer=cfg.regularizer.name,
+                **{"lambda": cfg.regularizer.lambda_},
+            )
+            record = train_run(cfg, run_dir, resume=True, progress=progress)
+            assert record is not None
+            row.update(
+                status="ok",
+                accuracy=record["accuracy"],
+                cells_on=record["cells"]["on"],
+                cells_total=record["cells"]["total"],
+            )
+            energy = energy_fn(run_dir, sweep.energy_hw, sweep.energy_samples)
+            if energy is not None:
+                t = energy["totals"]
+                row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_j"] + t["e_adc_j"], e_total_j=t["e_total_j"])
+            log(f"{name}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}")
+        except HamqError as err:
+            row.update(status=f"failed: {err}")
+            log(f"{name}: failed: {err}")
+        except Exception as err:  # a broken run must not stop the sweep
+            (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+            row.update(status=f"failed: {type(err).__name__}: {err}")
+            log(f"{name}: failed ({type(err).__name__}: {err}); traceback in {run_dir / 'error.txt'}")
+        rows.append(row)
+    add_reductions(rows)
+    return rows
+
+
+def add_reductions(rows: list[dict[str, Any]]) -> None:
+    """Add reductions and accuracy change against the baseline of the same bits and seed."""
+    bases = {
+        (r.get("w_bits"), r.get("seed")): r
+        for r in rows
+        if r.get("regularizer") == "none" and r.get("status") == "ok"
+    }
+    for r in rows:
+        b = bases.get((r.get("w_bits"), r.get("seed")))
+        if b is None or r.get("status") != "ok":
+            continue
+        r["accuracy_delta_pp"] = 100 * (r["accuracy"] - b["accuracy"])
+        r["cells_on_reduction"] = 1 - r["cells_on"] / b["cells_on"]
+        for key in ("e_cb_j", "e_cb_ad_j"):
+            if key in r and key in b:
+                r[f"{key[:-2]}_reduction"] = 1 - r[key] / b[key]
+
+
+COLUMNS = [
+    "name", "status", "seed", "w_bits", "regularizer", "lambda", "accuracy",
+    "accuracy_delta_pp", "cells_on", "cells_total", "cells_on_reduction", "e_cb_j",
+    "e_cb_ad_j", "e_total_j", "e_cb_reduction", "e_cb_ad_reduction", "overrides",
+]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """``results.csv``, one row per run (atomic)."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The paper-style table (Markdown): accuracy, ON cells, E_cb, E_cb&AD, reductions."""
+    has_energy = any("e_cb_j" in r for r in rows)
+    head = ["run", "accuracy", "Δacc (pp)", "ON cells", "ON red."]
+    if has_energy:
+        head += ["E_cb (nJ)", "E_cb&AD (nJ)", "E_cb red.", "E_cb&AD red."]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['name']} | {r.get('status')} |" + " |" * (len(head) - 2))
+            continue
+        cells = [
+            r["name"],
+            f"{100 * r['accuracy']:.2f}%",
+            _fmt(r.get("accuracy_delta_pp"), "{:+.2f}"),
+            str(r["cells_on"]),
+            _pct(r.get("cells_on_reduction")),
+        ]
+        if has_energy:
+            cells += [
+                _fmt(_nj(r.get("e_cb_j")), "{:.4g}"),
+                _fmt(_nj(r.get("e_cb_ad_j")), "{:.4g}"),
+                _pct(r.get("e_cb_reduction")),
+                _pct(r.get("e_cb_ad_reduction")),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _nj(x: float | None) -> float | None:
+    return None if x is None else x * 1e9
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "" if x is None else spec.format(x)
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
+    if not path.is_file():
+        raise HamqError(f"sweep file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise HamqError(f"sweep file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise HamqError(f"sweep file '{path}' must hold a mapping")
+    sweep = validate(SweepConfig, data, source=f"sweep '{path}'")
+    if overrides:
+        sweep = sweep.model_copy(update={"base": apply_overrides(sweep.base, overrides)})
+    # Validate every run's config now, so a typo fails before hours of training.
+    for _, ov in variants(sweep):
+        run_config(sweep, ov)
+    return sweep

@@ -1,0 +1,1 @@
+"""Training: the run config, the QAT loop, checkpoints and run records."""

@@ -1,0 +1,169 @@
+"""The run config: one validated object, loaded from YAML with ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from hamq.config_base import Section, validate
+from hamq.data import DATASETS, DataConfig
+from hamq.errors import HamqError, closest, unknown_name
+from hamq.hardware.representation import CELL_BITS, Representation
+from hamq.models import MODELS, ModelConfig
+from hamq.quantization.config import QuantConfig
+from hamq.regularizers import REGULARIZERS, RegularizerConfig
+
+
+class HardwareRef(Section):
+    """The crossbar the regularizers and cell statistics assume.
+
+    preset: a shipped preset name (``hamq presets``) or a YAML file.
+    representation, cell_bits: override the preset's (null keeps the preset's).
+    """
+
+    preset: str = "rram-1b"
+    representation: Representation | None = None
+    cell_bits: int | None = None
+
+    @field_validator("cell_bits")
+    @classmethod
+    def _cell_bits(cls, v: int | None) -> int | None:
+        if v is not None and v not in CELL_BITS:
+            raise ValueError("must be one of 1, 2, 4")
+        return v
+
+    def overrides(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.representation is not None:
+            out["array.representation"] = self.representation
+        if self.cell_bits is not None:
+            out["array.cell_bits"] = self.cell_bits
+        return out
+
+
+class TrainSection(Section):
+    """The optimization.
+
+    float_epochs: epochs of float pre-training before conversion (0 = QAT from scratch).
+    qat_epochs: epochs of quantization-aware training with the regularizer (>= 1).
+    optimizer: ``sgd`` (momentum, Nesterov) or ``adam``.
+    lr: peak learning rate of the float stage; qat_lr: of the QAT stage (null = lr / 10
+        when there was float pre-training, else lr).
+    weight_decay: decoupled for adam (AdamW), L2 for sgd; not applied to BN or biases.
+    schedule: ``cosine`` (per step, to 0 at the end of each stage) or ``constant``.
+    warmup_epochs: linear warm-up at the start of the float stage.
+    label_smoothing: cross-entropy label smoothing.
+    device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    amp: bfloat16 autocast on CUDA (ignored on CPU is not allowed: must be false there).
+    channels_last: memory format for conv nets on CUDA.
+    """
+
+    float_epochs: int = Field(10, ge=0)
+    qat_epochs: int = Field(10, ge=1)
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(1e-2, gt=0)
+    qat_lr: float | None = Field(None, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = False
+    channels_last: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return self.float_epochs + self.qat_epochs
+
+    def stage_lr(self, stage: str) -> float:
+        if stage == "float" or self.float_epochs == 0:
+            return self.lr if stage == "float" or self.qat_lr is None else self.qat_lr
+        return self.qat_lr if self.qat_lr is not None else self.lr / 10
+
+
+class TrainConfig(Section):
+    """A whole training run. Every field is documented in its section class."""
+
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    quant: QuantConfig = QuantConfig()
+    regularizer: RegularizerConfig = RegularizerConfig()
+    hardware: HardwareRef = HardwareRef()
+    train: TrainSection = TrainSection()
+
+    @model_validator(mode="after")
+    def _names(self) -> TrainConfig:
+        if self.model.name not in MODELS:
+            raise ValueError(str(unknown_name("model.name", self.model.name, MODELS)))
+        if self.data.name not in DATASETS:
+            raise ValueError(str(unknown_name("data.name", self.data.name, DATASETS)))
+        regs = ["none", *REGULARIZERS]
+        if self.regularizer.name not in regs:
+            raise ValueError(str(unknown_name("regularizer.name", self.regularizer.name, regs)))
+        return self
+
+    def to_plain(self) -> dict[str, Any]:
+        """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalar/list syntax (``1e-3``, ``true``, ``[a, b]``, ``null``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings to a nested dict (returns a new dict)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise HamqError(f"--set '{item}' is not key=value (e.g. --set regularizer.lambda=0.01)")
+        key, _, raw = item.partition("=")
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise HamqError(f"--set '{key}': '{p}' is a value, not a section")
+            node = child
+        node[leaf] = _parse_value(raw)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """The run config from a YAML file (or the defaults) with overrides applied."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise HamqError(f"config file '{p}' does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as err:
+            raise HamqError(f"config file '{p}' is not valid YAML: {str(err).splitlines()[0]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise HamqError(f"config file '{p}' must hold a mapping of sections, not a {type(loaded).__name__}")
+        data = loaded
+        source = f"config '{p}'"
+    data = apply_overrides(data, overrides or [])
+    return validate(TrainConfig, data, source=source)
+
+
+def known_sections() -> list[str]:
+    return list(TrainConfig.model_fields)
+
+
+__all__ = ["HardwareRef", "TrainConfig", "TrainSection", "apply_overrides", "closest", "load_config"]

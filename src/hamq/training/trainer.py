@@ -1,0 +1,270 @@
+"""The training loop: float pre-training, conversion, QAT with a regularizer; resumable.
+
+Every epoch ends with an atomic checkpoint. All randomness is derived from the run seed:
+the model init from ``seed``, each epoch's shuffling and augmentation from a generator
+seeded with ``(seed, epoch)``, so a resumed run repeats exactly the epochs it missed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm.auto import tqdm
+
+from hamq.data import DataBundle, load_dataset
+from hamq.errors import HamqError
+from hamq.hardware.spec import HardwareSpec, load_hardware
+from hamq.models import build_model
+from hamq.quantization import ConversionReport, quantize_model
+from hamq.regularizers import Regularizer, build_regularizer
+from hamq.training import checkpoint as ckpt
+from hamq.training.config import TrainConfig
+from hamq.training.record import build_record
+from hamq.training.schedule import lr_at
+
+CHECKPOINT = "checkpoint.safetensors"
+MODEL = "model.safetensors"
+RECORD = "run.json"
+CONFIG = "config.yaml"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for ``cuda`` without one is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HamqError("train.device = 'cuda' but no CUDA device is available; use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """The generator of one epoch's shuffling and augmentation."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed * 1_000_003 + epoch)
+    return gen
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, stage: str) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW; no weight decay on biases, norms and quantizer steps."""
+    t = cfg.train
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() > 1 and not name.endswith("step") else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": t.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    lr = t.stage_lr(stage)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=t.momentum, nesterov=t.momentum > 0)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DataBundle, batch_size: int, limit: int | None = None) -> float:
+    """Top-1 accuracy (fraction) on the test split."""
+    model.eval()
+    correct = total = 0
+    for x, y in data.test_batches(batch_size, limit):
+        correct += int((model(x).argmax(1) == y).sum())
+        total += y.numel()
+    return correct / max(1, total)
+
+
+@dataclass
+class RunState:
+    """What a run carries between epochs (and in its checkpoint)."""
+
+    model: nn.Module
+    stage: str = "float"
+    optimizer: torch.optim.Optimizer | None = None
+    regularizer: Regularizer | None = None
+    conversion: ConversionReport | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    next_epoch: int = 0
+
+
+def hardware_of(cfg: TrainConfig) -> HardwareSpec:
+    return load_hardware(cfg.hardware.preset, **cfg.hardware.overrides())
+
+
+def build_run_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg.model, data.input_shape, data.num_classes)
+
+
+def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
+    state.conversion = quantize_model(state.model, cfg.quant)
+    state.stage = "qat"
+    state.optimizer = make_optimizer(state.model, cfg, "qat")
+    state.regularizer = build_regularizer(cfg.regularizer, hw)
+    if state.regularizer is not None:
+        state.regularizer.attach(state.model)
+
+
+def _state_tensors(state: RunState) -> dict[str, torch.Tensor]:
+    tensors = {f"model/{k}": v for k, v in state.model.state_dict().items()}
+    if state.regularizer is not None:
+        tensors.update({f"reg/{k}": v for k, v in state.regularizer.state_dict().items()})
+    return tensors
+
+
+def _save(out: Path, state: RunState, cfg: TrainConfig, epoch: int) -> None:
+    assert state.optimizer is not None
+    opt_tensors, opt_meta = ckpt.optimizer_to_flat(state.optimizer)
+    meta = {
+        "epoch": epoch,
+        "stage": state.stage,
+        "history": state.history,
+        "optimizer": opt_meta,
+        "config": cfg.to_plain(),
+    }
+    ckpt.save_checkpoint(out / CHECKPOINT, {**_state_tensors(state), **opt_tensors}, meta)
+
+
+def _restore(out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device) -> None:
+    tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
+    if meta["config"] != cfg.to_plain():
+        raise HamqError(
+            f"'{out / CHECKPOINT}' was written with another config; resume with the same "
+            f"config and --set values, or use a new --out"
+        )
+    if meta["stage"] == "qat":
+        _enter_qat(state, cfg, hw)
+    else:
+        state.optimizer = make_optimizer(state.model, cfg, "float")
+    _load_model_state(state.model, ckpt.split_prefix(tensors, "model"), out / CHECKPOINT, device)
+    if state.regularizer is not None:
+        state.regularizer.load_state_dict(ckpt.split_prefix(tensors, "reg"))
+    assert state.optimizer is not None
+    ckpt.optimizer_from_flat(state.optimizer, {k: v.to(device) for k, v in tensors.items()}, meta["optimizer"])
+    state.history = meta["history"]
+    state.next_epoch = meta["epoch"] + 1
+
+
+def _load_model_state(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, device: torch.device) -> None:
+    try:
+        model.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise HamqError(f"'{path}' does not match the model of this config ({first})") from None
+
+
+def train_epoch(
+    state: RunState, cfg: TrainConfig, data: DataBundle, epoch: int, device: torch.device
+) -> dict[str, float]:
+    """One epoch of training; returns mean loss terms."""
+    t = cfg.train
+    model, opt = state.model, state.optimizer
+    assert opt is not None
+    model.train()
+    stage_start = 0 if state.stage == "float" else t.float_epochs
+    stage_epochs = t.float_epochs if state.stage == "float" else t.qat_epochs
+    steps_per_epoch = max(1, data.train_x.shape[0] // cfg.data.batch_size)
+    total_steps = stage_epochs * steps_per_epoch
+    warmup = t.warmup_epochs * steps_per_epoch if state.stage == "float" else 0
+    base_lr = t.stage_lr(state.stage)
+    gen = epoch_generator(cfg.seed, epoch, device)
+    sums = {"loss": 0.0, "ce": 0.0, "reg": 0.0}
+    n = 0
+    use_amp = t.amp and device.type == "cuda"
+    for i, (x, y) in enumerate(data.train_batches(cfg.data.batch_size, gen)):
+        step = (epoch - stage_start) * steps_per_epoch + i
+        lr = lr_at(step, total_steps, base_lr, t.schedule, warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if t.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            ce = F.cross_entropy(model(x), y, label_smoothing=t.label_smoothing)
+        reg = state.regularizer(model) if state.regularizer is not None else ce.new_zeros(())
+        loss = ce + reg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums["loss"] += float(loss.detach())
+        sums["ce"] += float(ce.detach())
+        sums["reg"] += float(reg.detach())
+        n += 1
+    return {k: v / max(1, n) for k, v in sums.items()}
+
+
+def train_run(
+    cfg: TrainConfig,
+    out: Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+    data: DataBundle | None = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any] | None:
+    """Train ``cfg`` into run folder ``out``; returns the run record (None if stopped early).
+
+    ``resume`` continues from ``out``'s checkpoint (a finished run returns its record);
+    ``stop_after`` trains at most that many epochs in this call, then stops (resumable).
+    """
+    out = Path(out)
+    if (out / CHECKPOINT).exists() and not resume:
+        raise HamqError(
+            f"'{out}' already holds a run; add --resume to continue it or choose another --out"
+        )
+    if resume and (out / RECORD).exists() and (out / MODEL).exists():
+        record = json.loads((out / RECORD).read_text())
+        if record.get("config") == cfg.to_plain():
+            return record
+    device = resolve_device(cfg.train.device)
+    hw = hardware_of(cfg)
+    if data is None:
+        data = load_dataset(cfg.data)
+    data = data.to(device)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
+    state = RunState(model=build_run_model(cfg, data).to(device))
+    if cfg.train.float_epochs == 0:
+        _enter_qat(state, cfg, hw)
+    else:
+        state.optimizer = make_optimizer(state.model, cfg, "float")
+    if resume and (out / CHECKPOINT).exists():
+        _restore(out, state, cfg, hw, device)
+    if cfg.train.channels_last and device.type == "cuda":
+        state.model = state.model.to(memory_format=torch.channels_last)
+    started = time.perf_counter()
+    epochs = range(state.next_epoch, cfg.train.epochs)
+    bar = tqdm(epochs, desc=f"train {out.name}", disable=None if progress else True, unit="epoch", leave=False)
+    done_now = 0
+    for epoch in bar:
+        if stop_after is not None and done_now >= stop_after:
+            bar.close()
+            return None
+        if epoch == cfg.train.float_epochs and state.stage == "float":
+            _enter_qat(state, cfg, hw)
+        losses = train_epoch(state, cfg, data, epoch, device)
+        acc = evaluate(state.model, data, cfg.data.eval_batch_size)
+        entry = {"epoch": epoch, "stage": state.stage, "accuracy": acc, **losses}
+        state.history.append(entry)
+        bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", acc=f"{acc:.3f}")
+        _save(out, state, cfg, epoch)
+        done_now += 1
+        if on_epoch is not None:
+            on_epoch(epoch, entry)
+    bar.close()
+    wall_s = time.perf_counter() - started
+    record = build_record(
+        cfg, state.model, state.history, hw, state.conversion, device, wall_s,
+        data.input_shape, data.num_classes,
+    )
+    final_meta = {"epoch": cfg.train.epochs - 1, "stage": "qat", "config": cfg.to_plain()}
+    ckpt.save_checkpoint(out / MODEL, dict(state.model.state_dict()), final_meta)
+    ckpt.atomic_write_text(out / RECORD, json.dumps(record, indent=2))
+    return record
