@@ -3,6 +3,8 @@
     from hamq.data.shared import unpack
     root = unpack("../shared/data/cifar10-jpeg.tar.gz", "data")   # -> data/cifar10-jpeg
 
+or from a shell: ``python -m hamq.data.shared ../shared/data/cifar10-jpeg.tar.gz data``.
+
 An archive is extracted only when its marker file ``dest/.<archive name>.unpacked`` is
 missing or records a different archive (size, mtime); extraction goes to a temporary
 folder inside ``dest`` that is renamed into place, so an interrupted run leaves no half
@@ -74,3 +76,23 @@ def unpack(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Pat
             shutil.rmtree(tmp, ignore_errors=True)
     marker.write_text(json.dumps({**stamp, "folder": top}))
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hamq.data.shared ARCHIVE [DEST]``: unpack (default DEST: ``data``)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2:
+        print("usage: python -m hamq.data.shared ARCHIVE [DEST]", file=sys.stderr)
+        return 2
+    try:
+        print(unpack(args[0], args[1] if len(args) == 2 else "data"))
+    except HamqError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
