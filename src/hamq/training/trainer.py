@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from hamq.data import DataBundle, load_dataset
 from hamq.errors import HamqError
+from hamq.hardware.representation import check_layout
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
@@ -96,7 +97,16 @@ class RunState:
 
 
 def hardware_of(cfg: TrainConfig) -> HardwareSpec:
-    return load_hardware(cfg.hardware.preset, **cfg.hardware.overrides())
+    """The run's hardware description, checked against its weight bits."""
+    hw = load_hardware(cfg.hardware.preset, **cfg.hardware.overrides())
+    try:
+        check_layout(cfg.quant.w_bits, hw.representation, hw.cell_bits)
+    except ValueError as err:
+        raise HamqError(
+            f"quant.w_bits = {cfg.quant.w_bits} with hardware {hw.name} "
+            f"({hw.representation}, {hw.cell_bits}-bit cells): {err}"
+        ) from None
+    return hw
 
 
 def build_run_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:

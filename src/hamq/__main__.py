@@ -1,0 +1,5 @@
+"""``python -m hamq`` runs the CLI."""
+
+from hamq.cli.main import main
+
+main()

@@ -1,0 +1,97 @@
+"""The CLI through its real entry point: train, eval, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hamq.cli.main import main
+
+TINY = ["--set", "train.float_epochs=2", "--set", "train.qat_epochs=2", "--quiet"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hamq`` (the same ``main`` as the ``hamq`` script) in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "hamq", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``main`` in-process; returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def without_timing(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("timing", "machine")}
+
+
+def test_train_writes_run_and_json_record(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("train", "--out", str(out), "--json", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert (out / "run.json").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "config.yaml").is_file() and (out / "checkpoint.safetensors").is_file()
+    assert record == json.loads((out / "run.json").read_text())
+    assert 0.0 <= record["accuracy"] <= 1.0
+    assert record["config"]["train"]["float_epochs"] == 2
+    assert record["seed"] == 0
+    layers = record["layers"]
+    assert [x["name"] for x in layers] == ["features.0", "features.3", "classifier"]
+    assert record["cells"]["on"] == sum(x["cells_on"] for x in layers)
+    assert record["cells"]["total"] == sum(x["cells_total"] for x in layers)
+    # differential pair, 8 bits, 1-bit cells: 2 x 7 cells per weight
+    assert layers[0]["cells_total"] == 16 * 1 * 3 * 3 * 14
+
+
+def test_eval_matches_training_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code, _, err = call(capsys, "train", "--out", str(out), *TINY)
+    assert code == 0, err
+    code, stdout, _ = call(capsys, "eval", str(out), "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    record = json.loads((out / "run.json").read_text())
+    assert result["accuracy"] == pytest.approx(record["accuracy"])
+    assert result["cells"]["on"] == record["cells"]["on"]
+
+
+def test_resume_after_interruption_gives_same_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert call(capsys, "train", "--out", str(full), *TINY)[0] == 0
+    # Stop after 1 epoch (float stage) and after 3 (inside QAT), then finish.
+    code, _, err = call(capsys, "train", "--out", str(part), "--stop-after", "1", *TINY)
+    assert code == 0 and "--resume" in err
+    assert not (part / "run.json").exists()
+    code, _, _ = call(capsys, "train", "--out", str(part), "--resume", "--stop-after", "2", *TINY)
+    assert code == 0 and not (part / "run.json").exists()
+    assert call(capsys, "train", "--out", str(part), "--resume", *TINY)[0] == 0
+    a = json.loads((full / "run.json").read_text())
+    b = json.loads((part / "run.json").read_text())
+    assert without_timing(a) == without_timing(b)
+
+
+def test_training_twice_into_one_folder_needs_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert call(capsys, "train", "--out", str(out), *TINY)[0] == 0
+    code, _, err = call(capsys, "train", "--out", str(out), *TINY)
+    assert code == 2 and "--resume" in err
+
+
+def test_help_lists_commands() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for cmd in ("train", "eval", "demo"):
+        assert cmd in proc.stdout

@@ -1,0 +1,33 @@
+"""End to end on the embedded default: HamQ lowers the exact ON-cell count, accuracy holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hamq.config_base import validate
+from hamq.experiments.demo import DEMO_BASE
+from hamq.training.config import TrainConfig, apply_overrides
+from hamq.training.trainer import train_run
+
+
+def demo_config(*overrides: str) -> TrainConfig:
+    return validate(TrainConfig, apply_overrides(DEMO_BASE, list(overrides)))
+
+
+@pytest.mark.slow
+def test_hamq_cuts_on_cells_by_30_percent_within_2_points(tmp_path: Path) -> None:
+    base = train_run(demo_config("regularizer.name=none"), tmp_path / "base", progress=False)
+    ham = train_run(
+        demo_config("regularizer.name=hamming", "regularizer.lambda=0.5"),
+        tmp_path / "hamq",
+        progress=False,
+    )
+    assert base is not None and ham is not None
+    # Same seed, same float pre-training: the runs differ only by the regularizer.
+    assert base["history"][19] == ham["history"][19]
+    reduction = 1 - ham["cells"]["on"] / base["cells"]["on"]
+    assert reduction >= 0.30, f"ON cells {base['cells']['on']} -> {ham['cells']['on']}"
+    assert ham["accuracy"] >= base["accuracy"] - 0.02
+    assert base["accuracy"] >= 0.95
