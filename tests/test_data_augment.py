@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hamq.data.augment import mix_background, random_crop_flip, time_shift
@@ -76,3 +77,17 @@ def test_mix_background_matches_loop() -> None:
         ref = (x[i] + v * noise[pick[i], start : start + length]).clamp(-1, 1)
         torch.testing.assert_close(out[i], ref)
     assert out[3].abs().sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batch_equals_cpu_batch() -> None:
+    """Draws come from the generator's device, so a CPU generator gives the same batch on
+    either device; MFCCs agree to float tolerance."""
+    from hamq.data.mfcc import mfcc
+
+    x = torch.randint(0, 256, (16, 3, 32, 32), generator=gen(0), dtype=torch.uint8)
+    cpu = random_crop_flip(x, 4, gen(1))
+    assert torch.equal(random_crop_flip(x.cuda(), 4, gen(1)).cpu(), cpu)
+    w = torch.randn(4, 16000, generator=gen(2)) * 0.1
+    torch.testing.assert_close(mfcc(w.cuda()).cpu(), mfcc(w), atol=1e-3, rtol=1e-4)
