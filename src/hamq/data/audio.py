@@ -136,7 +136,7 @@ class KwsTransform:
     noise_prob: float
     noise_volume: float
     spec: MfccSpec = field(default_factory=MfccSpec)
-    _noise_on: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _noise_on: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def _noise_for(self, device: torch.device) -> torch.Tensor:
         key = str(device)
@@ -222,6 +222,10 @@ def load_audio_folder(cfg: DataConfig) -> DataBundle:
                 cfg.speaker_split,
             )[0]
         )
+    used = [s in ("training", "testing") for s in split_of]  # the validation part is unused
+    files = [f for f, u in zip(files, used, strict=True) if u]
+    labels = [c for c, u in zip(labels, used, strict=True) if u]
+    split_of = [s for s, u in zip(split_of, used, strict=True) if u]
     noise_files = (
         audio_files(root / BACKGROUND_FOLDER) if (root / BACKGROUND_FOLDER).is_dir() else []
     )

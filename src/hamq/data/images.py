@@ -44,7 +44,7 @@ class ImageTransform:
     augment: bool
     pad: int = CROP_PADDING_PX
     _stats_on: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(
-        default_factory=dict, repr=False
+        default_factory=dict, init=False, repr=False
     )
 
     def __call__(self, x: torch.Tensor, train: bool, gen: torch.Generator | None) -> torch.Tensor:
