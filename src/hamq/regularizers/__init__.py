@@ -13,6 +13,6 @@ from hamq.regularizers.base import (
 )
 
 # Importing the modules registers them.
-from hamq.regularizers import hamming, l1  # noqa: E402, F401  isort: skip
+from hamq.regularizers import energy, hamming, l1  # noqa: F401  isort: skip
 
 __all__ = ["REGULARIZERS", "Regularizer", "RegularizerConfig", "build_regularizer", "register"]

@@ -1,0 +1,183 @@
+"""``energy``: the modeled crossbar cell energy E_cb itself, differentiable in the weights.
+
+For each layer, with ``a[r]`` the measured input activity of row ``r`` per inference (sum
+over input vectors and cycles of the applied digit / (2**k - 1), as in ``energy.py``) and
+``cost[q]`` the read energy of all cells storing integer ``q`` (sum of
+``tech.e_cell_pj[level]`` over its column sets and slices)::
+
+    E_cb ~= sum_layers sum_r a[r] * sum_n cost(t[r, n])       (pJ per inference)
+
+where ``t = w / scale`` are the continuous integer-unit weights and ``cost`` is the exact
+table linearly interpolated between integers (``surrogates.interp_cost``), so at integer
+weights the estimate equals the exact data-mode E_cb of ``hamq.hardware.estimate`` on the
+same inputs. Its gradient moves every weight toward its cheaper integer neighbour, weighted
+by how often its row is driven and by the per-level energies of the technology.
+
+**Activity.** ``attach(model)`` installs forward pre-hooks on the quantized layers; in
+training mode each forward measures every row's activity from the integer input codes and
+updates a running average (momentum 0.1, the first measurement replaces it) kept in a buffer
+per layer (``act_<i>``, shape ``(groups, C_in/groups, kh, kw)`` or ``(K,)``). A layer not yet
+measured counts every row with activity 1.
+
+**Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
+``E_unit = e_bit_pj * sum_layers sum_r a[r] * N / n_layers``; ``e_bit_pj =
+(e_cell_pj[top] - e_cell_pj[0]) / cell_bits`` is the energy of one stored bit ON. The
+penalty is then ``n_layers`` times the activity-weighted mean cost per weight in "ON bits",
+the scale of ``hamming`` (sum over layers of the mean Hamming weight per weight), so the
+same lambda grid applies; unlike ``hamming`` the layers are weighted by their true share of
+E_cb, so its gradient is that of E_cb itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from hamq.errors import HamqError
+from hamq.hardware.energy import activity_table, input_schedule
+from hamq.hardware.representation import level_table
+from hamq.hardware.spec import HardwareSpec
+from hamq.quantization.convert import quantized_layers
+from hamq.quantization.modules import QuantConv2d, QuantLayer
+from hamq.regularizers.base import Regularizer, RegularizerConfig, register
+from hamq.regularizers.surrogates import interp_cost
+
+MOMENTUM = 0.1
+
+
+def cell_energy_table(
+    bits: int, rep: str, cell_bits: int, e_cell_pj: tuple[float, ...]
+) -> torch.Tensor:
+    """Read energy (pJ) of all cells of each integer ``-q_max .. q_max``: ``(2**bits - 1,)``."""
+    levels = level_table(bits, rep, cell_bits)  # type: ignore[arg-type]
+    table = torch.tensor(e_cell_pj, dtype=torch.float64)
+    return table[levels].sum((-1, -2)).to(torch.float32)
+
+
+def row_activity(layer: QuantLayer, codes: torch.Tensor, act_table: torch.Tensor) -> torch.Tensor:
+    """Activity of every row summed over input vectors and cycles, per sample.
+
+    Args:
+        codes: int64 input codes ``(B, C, H, W)`` or ``(B, ..., K)``.
+        act_table: activity per input magnitude (``energy.activity_table``).
+    Returns:
+        float32 ``(groups, C_in/groups, kh, kw)`` for a conv, ``(K,)`` for a linear layer.
+    """
+    act = act_table[codes.abs()].to(torch.float32)
+    b = codes.shape[0]
+    if isinstance(layer, QuantConv2d):
+        g = layer.groups
+        shape = (g, layer.in_channels // g, *layer.kernel_size)
+        out_hw = [
+            (size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, k, s, p, d in zip(
+                codes.shape[2:], layer.kernel_size, layer.stride, layer.padding,
+                layer.dilation, strict=True,
+            )
+        ]  # fmt: skip
+        ones = torch.ones((b, g, *out_hw), dtype=act.dtype, device=act.device)
+        # The weight gradient of a one-output-channel-per-group conv with all-ones output
+        # gradient is exactly sum over output positions of the input under each kernel tap.
+        rows = torch.nn.grad.conv2d_weight(
+            act, shape, ones, layer.stride, layer.padding, layer.dilation, g
+        )
+        return rows / b
+    return act.reshape(-1, act.shape[-1]).sum(0) / b
+
+
+@register("energy")
+class EnergyRegularizer(Regularizer):
+    """Differentiable E_cb per inference from per-level cell energies and measured activity."""
+
+    def __init__(self, cfg: RegularizerConfig, hw: HardwareSpec) -> None:
+        super().__init__(cfg, hw)
+        if cfg.surrogate != "interp":
+            raise HamqError(
+                f"regularizer.surrogate = '{cfg.surrogate}' is for hamming only; the energy "
+                f"regularizer interpolates its exact cost table (interp)"
+            )
+        self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._act_tables: dict[tuple[int, bool, torch.device], torch.Tensor] = {}
+        self._names: dict[str, str] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def attach(self, model: nn.Module) -> None:
+        """Create one activity buffer per quantized layer and the hooks that measure it."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        for i, (name, layer) in enumerate(quantized_layers(model)):
+            buf = f"act_{i}"
+            if isinstance(layer, QuantConv2d):
+                shape = (layer.groups, layer.in_channels // layer.groups, *layer.kernel_size)
+            else:
+                shape = (layer.in_features,)
+            self.register_buffer(buf, torch.ones(shape, device=layer.weight.device))
+            self.register_buffer(f"{buf}_measured", torch.tensor(False))
+            self._names[name] = buf
+            self._handles.append(layer.register_forward_pre_hook(self._measure_hook(buf)))
+
+    def _measure_hook(self, buf: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
+        def hook(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            if mod.training:
+                self.measure(mod, buf, args[0])  # type: ignore[arg-type]
+
+        return hook
+
+    def _act_table(self, layer: QuantLayer, device: torch.device) -> torch.Tensor:
+        q = layer.input_quant
+        key = (q.bits, bool(q.signed), device)
+        if key not in self._act_tables:
+            sched = input_schedule(q.bits, bool(q.signed), self.hw.input.bits_per_cycle)
+            self._act_tables[key] = activity_table(sched)[0].to(device)
+        return self._act_tables[key]
+
+    @torch.no_grad()
+    def measure(self, layer: QuantLayer, buf: str, x: torch.Tensor) -> None:
+        """Update buffer ``buf`` with the row activity of input batch ``x``."""
+        codes = layer.input_quant.to_int(x.detach())
+        rows = row_activity(layer, codes, self._act_table(layer, codes.device))
+        current, measured = getattr(self, buf), getattr(self, f"{buf}_measured")
+        if bool(measured):
+            current.lerp_(rows.to(current.dtype), MOMENTUM)
+        else:
+            current.copy_(rows)
+            measured.fill_(True)
+
+    def _cost_table(self, bits: int, device: torch.device) -> torch.Tensor:
+        key = (bits, device)
+        if key not in self._tables:
+            t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
+                                  self.hw.tech.e_cell_pj)  # fmt: skip
+            self._tables[key] = t.to(device)
+        return self._tables[key]
+
+    def _layer_terms(self, model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(E_cb estimate in pJ, activity-weighted weight count) of every quantized layer."""
+        if not self._names:
+            raise HamqError("the energy regularizer was not attached; call attach(model) first")
+        terms = []
+        for name, layer in quantized_layers(model):
+            act = getattr(self, self._names[name])
+            t = layer.weight_continuous()
+            cost = interp_cost(t, self._cost_table(layer.w_bits, t.device))
+            if isinstance(layer, QuantConv2d):
+                act = act.repeat_interleave(layer.out_channels // layer.groups, dim=0)
+            act = act.expand_as(cost)  # linear: (K,) broadcast over (N, K)
+            terms.append(((act * cost).sum(), act.sum()))
+        return terms
+
+    def estimate_pj(self, model: nn.Module) -> torch.Tensor:
+        """The differentiable E_cb estimate per inference, in pJ (scalar)."""
+        return torch.stack([e for e, _ in self._layer_terms(model)]).sum()
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        terms = self._layer_terms(model)
+        e_pj = torch.stack([e for e, _ in terms]).sum()
+        weight_rows = torch.stack([n for _, n in terms]).sum().detach()
+        e = self.hw.tech.e_cell_pj
+        e_bit_pj = (e[-1] - e[0]) / self.hw.cell_bits
+        e_unit = e_bit_pj * weight_rows.clamp_min(1e-12) / len(terms)
+        return e_pj / e_unit
