@@ -76,14 +76,46 @@ def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
 def demo(out: str | None, quick: bool, as_json: bool) -> None:
     """Baseline vs L1 vs HamQ on the embedded digits data set, in one table."""
     from hamq.experiments.demo import default_out, demo_sweep
-    from hamq.experiments.sweep import format_table, run_sweep, write_csv
+    from hamq.experiments.report import write_report
+    from hamq.experiments.sweep import format_table, run_sweep
 
     folder = Path(out) if out else default_out()
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     rows = run_sweep(demo_sweep(quick), folder, progress=not as_json, log=log)
-    write_csv(rows, folder / "results.csv")
+    write_report(rows, folder, "hamq demo (digits)", "hamq demo" + (" --quick" if quick else ""))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(format_table(rows))
         click.echo(f"\nruns and results.csv in {folder}")
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Sweep folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field of the sweep's base run config (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def sweep(sweep_file: str, out: str, overrides: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Baseline, L1 and HamQ over a lambda grid (and bit widths): runs, table, plots.
+
+    Finished runs are reused, so an interrupted sweep continues where it stopped; a failed
+    run is recorded and the others go on.
+    """
+    import sys
+
+    from hamq.experiments.report import write_report
+    from hamq.experiments.sweep import format_table, load_sweep, run_sweep
+
+    cfg = load_sweep(Path(sweep_file), list(overrides))
+    folder = Path(out)
+    log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
+    rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log)
+    command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
+    report = write_report(rows, folder, f"Sweep {Path(sweep_file).stem}", command)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(format_table(rows))
+        click.echo(f"\nreport: {report}")

@@ -9,6 +9,8 @@ A sweep file (YAML)::
     l1: [1.0e-2]                    # L1 lambdas
     hamming: [0.5, 2.0]             # HamQ lambdas
     energy: []                      # lambdas of the energy regularizer
+    extra:                          # any other runs, as --set overrides
+      - {name: sin-2, set: [regularizer.name=hamming, regularizer.lambda=2, regularizer.surrogate=sin]}
     energy_hw: rram-1b              # hardware preset or file for the energy columns
     energy_samples: 1000            # test samples the energy is measured on
 """
@@ -32,6 +34,13 @@ from hamq.training.config import apply_overrides
 from hamq.training.config import TrainConfig
 
 
+class ExtraRun(Section):
+    """A run beyond the grid: a name and ``--set``-style overrides of the base config."""
+
+    name: str
+    set: list[str] = Field(default_factory=list)
+
+
 class SweepConfig(Section):
     """What a sweep trains (see the module docstring)."""
 
@@ -41,6 +50,7 @@ class SweepConfig(Section):
     hamming: list[float] = Field(default_factory=list)
     energy: list[float] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    extra: list[ExtraRun] = Field(default_factory=list)
     energy_hw: str = "rram-1b"
     energy_samples: int = Field(1000, ge=1)
 
@@ -61,6 +71,8 @@ def variants(sweep: SweepConfig) -> list[tuple[str, list[str]]]:
                             [*common, f"regularizer.name={name}", f"regularizer.lambda={lam}"],
                         )
                     )
+            for run in sweep.extra:
+                out.append((f"w{b}-{run.name}{sfx}", [*common, *run.set]))
     return out
 
 
@@ -80,7 +92,7 @@ def measure_energy(run_dir: Path, hw: str, samples: int) -> dict[str, Any] | Non
         if cached.get("_hw") == hw and cached.get("samples") == samples:
             return cached
     try:
-        from hamq.hardware.energy import estimate_energy
+        from hamq.hardware.estimate import estimate_energy
         from hamq.hardware.spec import load_hardware
         from hamq.training.runs import load_run
     except ImportError:
@@ -122,11 +134,12 @@ def run_sweep(
                 accuracy=record["accuracy"],
                 cells_on=record["cells"]["on"],
                 cells_total=record["cells"]["total"],
+                hw_hist=_total_hw_hist(record),
             )
             energy = energy_fn(run_dir, sweep.energy_hw, sweep.energy_samples)
             if energy is not None:
                 t = energy["totals"]
-                row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_j"] + t["e_adc_j"], e_total_j=t["e_total_j"])
+                row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
             log(f"{name}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}")
         except HamqError as err:
             row.update(status=f"failed: {err}")
@@ -139,6 +152,13 @@ def run_sweep(
         rows.append(row)
     add_reductions(rows)
     return rows
+
+
+def _total_hw_hist(record: dict[str, Any]) -> list[int]:
+    """Histogram of stored Hamming weight per weight, summed over the layers."""
+    hists = [layer["hw_hist"] for layer in record["layers"]]
+    n = max(len(h) for h in hists)
+    return [sum(h[i] for h in hists if i < len(h)) for i in range(n)]
 
 
 def add_reductions(rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,119 @@
+"""Sweep report: ``results.csv``, ``report.md`` with the paper-style table, and plots.
+
+Plots (PNG, matplotlib's Agg backend, no display needed):
+- ``pareto.png``: accuracy against E_cb per inference (against ON cells when no energy was
+  measured), every run a point, the Pareto front drawn, one series per regularizer;
+- ``hw_hist.png``: histogram of the stored Hamming weight per weight, baseline against the
+  HamQ run with the most ON cells removed within 2 points of accuracy (else the most accurate).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hamq.experiments.sweep import format_table, write_csv
+from hamq.training.checkpoint import atomic_write_text
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points not dominated (lower cost, higher accuracy), by cost.
+
+    ``points`` are (cost, accuracy); a point is dominated when another has cost <= and
+    accuracy >= with one strict.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _cost_key(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    if all("e_cb_j" in r for r in rows):
+        return "e_cb_j", "E_cb per inference (J)"
+    return "cells_on", "ON cells"
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    key, label = _cost_key(ok)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for reg in sorted({r["regularizer"] for r in ok}):
+        sel = [r for r in ok if r["regularizer"] == reg]
+        ax.scatter([r[key] for r in sel], [100 * r["accuracy"] for r in sel], label=reg, s=28)
+    front = pareto_front([(r[key], r["accuracy"]) for r in ok])
+    ax.plot([ok[i][key] for i in front], [100 * ok[i]["accuracy"] for i in front],
+            "k--", lw=1, label="Pareto front")
+    ax.set_xlabel(label)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pick_hamq(rows: list[dict[str, Any]], max_loss_pp: float = 2.0) -> dict[str, Any] | None:
+    """The HamQ run with the fewest ON cells within ``max_loss_pp``, else the most accurate."""
+    ham = [r for r in rows if r.get("status") == "ok" and r.get("regularizer") == "hamming"]
+    if not ham:
+        return None
+    within = [r for r in ham if r.get("accuracy_delta_pp", -1e9) >= -max_loss_pp]
+    if within:
+        return min(within, key=lambda r: r["cells_on"])
+    return max(ham, key=lambda r: r["accuracy"])
+
+
+def plot_hw_hist(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Baseline vs chosen HamQ run; False (no file) when either is missing."""
+    base = next((r for r in rows if r.get("regularizer") == "none" and r.get("status") == "ok"), None)
+    ham = pick_hamq(rows)
+    if base is None or ham is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(base["hw_hist"]), len(ham["hw_hist"]))
+    xs = list(range(n))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for r, off, name in ((base, -0.2, f"baseline ({base['name']})"), (ham, 0.2, f"HamQ ({ham['name']})")):
+        h = r["hw_hist"] + [0] * (n - len(r["hw_hist"]))
+        total = max(1, sum(h))
+        ax.bar([x + off for x in xs], [v / total for v in h], width=0.4, label=name)
+    ax.set_xlabel("Hamming weight of a weight's stored word(s)")
+    ax.set_ylabel("fraction of weights")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str) -> Path:
+    """Write results.csv, pareto.png, hw_hist.png and report.md into ``out``."""
+    write_csv(rows, out / "results.csv")
+    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
+    ok = [r for r in rows if r.get("status") == "ok"]
+    parts = [f"# {title}", "", f"Command: `{command}`", "", format_table(rows), ""]
+    if ok:
+        plot_pareto(rows, out / "pareto.png")
+        parts += ["![accuracy vs cost](pareto.png)", ""]
+        if plot_hw_hist(rows, out / "hw_hist.png"):
+            parts += ["![Hamming weight histogram](hw_hist.png)", ""]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if failed:
+        parts += ["Failed runs:", ""] + [f"- {r['name']}: {r['status']}" for r in failed] + [""]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(parts))
+    return path
