@@ -59,7 +59,9 @@ class ActQuantizer(nn.Module):
             self._initialize(x)
         elif self.training and self.mode == "calibrated":
             with torch.no_grad():
-                amax = x.detach().abs().amax()
+                # The input may be bf16 (autocast) or float64 while the buffer is float32;
+                # lerp_ needs matching dtypes.
+                amax = x.detach().abs().amax().to(self.running_amax.dtype)
                 self.running_amax.lerp_(amax, self.momentum)
         lo, hi = self.int_range
         scale = self.scale()
