@@ -15,6 +15,8 @@ from hamq.quantization.config import QuantConfig
 from hamq.quantization.convert import quantize_model, quantized_layers
 from hamq.quantization.modules import ActQuantizer, QuantConv2d, QuantLinear
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SEEDS = range(5)
 
 
@@ -258,3 +260,28 @@ def test_library_models_convert_every_layer(name: str, shape: tuple[int, ...]) -
     with torch.no_grad():
         out = model(torch.randn(2, *shape))
     assert out.shape == (2, 10) and bool(out.isfinite().all())
+
+
+@pytest.mark.parametrize(
+    ("model_dtype", "autocast"),
+    [(torch.float64, False), (torch.float32, True)],
+    ids=["float64", "bf16-autocast"],
+)
+def test_calibrated_training_steps_in_other_dtypes(
+    model_dtype: torch.dtype, autocast: bool
+) -> None:
+    """Regression: the running-max update failed on the second training batch whenever the
+    input dtype was not the buffer's float32 (a float64 model, or bf16 under autocast)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)).to(model_dtype)
+    quantize_model(model, QuantConfig())
+    model.train()
+    x = torch.randn(2, 3, 8, 8, dtype=model_dtype)
+    amaxes = []
+    for k in (1.0, 3.0):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            model(x * k)
+        amaxes.append(float(model[0].input_quant.running_amax))
+    first = float(x.abs().max())
+    assert amaxes[0] == pytest.approx(first, rel=1e-6)
+    assert amaxes[1] == pytest.approx(0.9 * first + 0.1 * 3 * first, rel=1e-2)

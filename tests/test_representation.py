@@ -28,6 +28,8 @@ from hamq.hardware.representation import (
 )
 from hamq.hardware.stats import cell_stats
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 ALL_BITS = range(2, 9)
 
 
