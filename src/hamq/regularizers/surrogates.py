@@ -21,6 +21,7 @@ def interp_cost(t: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     the two neighbours, so it always points toward the cheaper one.
     """
     q_max = (table.numel() - 1) // 2
+    table = table.to(t.dtype)  # lerp needs one dtype (a float64 or half model's weights)
     u = t + q_max
     lo = u.detach().floor().clamp(0, table.numel() - 2)
     frac = u - lo
