@@ -4,7 +4,8 @@ others go on); results gathered into one table.
 
 A sweep file (YAML)::
 
-    base: {model: {name: ds-cnn}, data: {name: speech_commands, root: ...}, train: {...}}
+    recipe: ../recipes/dscnn-kws-8bit.yaml   # a run config (path relative to this file)
+    base: {train: {qat_epochs: 10}}          # overrides of the recipe
     bits: [8, 6]                    # weight bits; each width gets its own baseline
     l1: [1.0e-2]                    # L1 lambdas
     hamming: [0.5, 2.0]             # HamQ lambdas
@@ -13,6 +14,13 @@ A sweep file (YAML)::
       - {name: sin-2, set: [regularizer.name=hamming, regularizer.lambda=2, regularizer.surrogate=sin]}
     energy_hw: rram-1b              # hardware preset or file for the energy columns
     energy_samples: 1000            # test samples the energy is measured on
+    share_float: true               # float pre-training once per seed, reused by all runs
+
+With ``share_float`` the first run of each seed trains its float stage and saves
+``float.safetensors``; every other run of that seed starts QAT from those weights
+(``train.init_from``, ``train.float_epochs=0``), so a grid of N runs pays for one float
+stage. The float stage depends only on the seed, model, data and float optimizer, none of
+which the grid varies; a sweep whose extra runs change those must set share_float: false.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ class ExtraRun(Section):
 class SweepConfig(Section):
     """What a sweep trains (see the module docstring)."""
 
+    recipe: str | None = None
     base: dict[str, Any] = Field(default_factory=dict)
     bits: list[int] = Field(default_factory=lambda: [8])
     l1: list[float] = Field(default_factory=list)
@@ -51,14 +60,20 @@ class SweepConfig(Section):
     energy: list[float] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
     extra: list[ExtraRun] = Field(default_factory=list)
+    share_float: bool = True
     energy_hw: str = "rram-1b"
     energy_samples: int = Field(1000, ge=1)
 
 
-def variants(sweep: SweepConfig) -> list[tuple[str, list[str]]]:
-    """(run name, --set overrides) of every run of the sweep, baselines first."""
+def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, list[str]]]:
+    """(run name, --set overrides) of every run of the sweep, baselines first.
+
+    With ``share_float`` and a ``folder``, runs after the first of each seed start from the
+    first run's float weights.
+    """
     out: list[tuple[str, list[str]]] = []
     for seed in sweep.seeds:
+        first = len(out)
         sfx = f"-s{seed}" if len(sweep.seeds) > 1 else ""
         for b in sweep.bits:
             common = [f"quant.w_bits={b}", f"seed={seed}"]
@@ -73,6 +88,11 @@ def variants(sweep: SweepConfig) -> list[tuple[str, list[str]]]:
                     )
             for run in sweep.extra:
                 out.append((f"w{b}-{run.name}{sfx}", [*common, *run.set]))
+        float_epochs = run_config(sweep, []).train.float_epochs
+        if sweep.share_float and folder is not None and float_epochs > 0:
+            source = folder / out[first][0]
+            shared = [f"train.init_from={source}", "train.float_epochs=0"]
+            out[first + 1 :] = [(n, [*ov, *shared]) for n, ov in out[first + 1 :]]
     return out
 
 
@@ -116,7 +136,7 @@ def run_sweep(
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, overrides in variants(sweep):
+    for name, overrides in variants(sweep, out):
         run_dir = out / name
         row: dict[str, Any] = {"name": name, "overrides": " ".join(overrides)}
         try:
@@ -239,6 +259,14 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f}%"
 
 
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` updated by ``b``, recursing into nested mappings (neither is modified)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
     if not path.is_file():
         raise HamqError(f"sweep file '{path}' does not exist")
@@ -249,6 +277,14 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
     if not isinstance(data, dict):
         raise HamqError(f"sweep file '{path}' must hold a mapping")
     sweep = validate(SweepConfig, data, source=f"sweep '{path}'")
+    if sweep.recipe is not None:
+        recipe = path.parent / sweep.recipe
+        if not recipe.is_file():
+            raise HamqError(f"sweep '{path}': recipe '{sweep.recipe}' not found at '{recipe}'")
+        base = yaml.safe_load(recipe.read_text()) or {}
+        if not isinstance(base, dict):
+            raise HamqError(f"recipe '{recipe}' must hold a mapping of sections")
+        sweep = sweep.model_copy(update={"base": deep_merge(base, sweep.base), "recipe": None})
     if overrides:
         sweep = sweep.model_copy(update={"base": apply_overrides(sweep.base, overrides)})
     # Validate every run's config now, so a typo fails before hours of training.

@@ -57,8 +57,12 @@ class TrainSection(Section):
     warmup_epochs: linear warm-up at the start of the float stage.
     label_smoothing: cross-entropy label smoothing.
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-    amp: bfloat16 autocast on CUDA (ignored on CPU is not allowed: must be false there).
+    amp: bfloat16 autocast on CUDA (with device ``cpu`` it is an error; with ``auto`` on a
+        machine without CUDA it is off).
     channels_last: memory format for conv nets on CUDA.
+    init_from: float weights to start QAT from, instead of a float stage: a run folder (its
+        ``float.safetensors``, saved by every run at the end of its float stage) or such a
+        file. Requires float_epochs = 0; QAT then uses qat_lr (null = lr / 10).
     """
 
     float_epochs: int = Field(10, ge=0)
@@ -74,14 +78,29 @@ class TrainSection(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = False
     channels_last: bool = False
+    init_from: str | None = None
+
+    @model_validator(mode="after")
+    def _init_from(self) -> TrainSection:
+        if self.init_from is not None and self.float_epochs != 0:
+            raise ValueError(
+                f"train.init_from is set, so train.float_epochs must be 0 "
+                f"(it is {self.float_epochs})"
+            )
+        if self.amp and self.device == "cpu":
+            raise ValueError("train.amp = true needs CUDA; set train.device to auto or cuda")
+        return self
 
     @property
     def epochs(self) -> int:
         return self.float_epochs + self.qat_epochs
 
     def stage_lr(self, stage: str) -> float:
-        if stage == "float" or self.float_epochs == 0:
-            return self.lr if stage == "float" or self.qat_lr is None else self.qat_lr
+        """Peak learning rate of a stage (QAT after float weights: qat_lr or lr / 10)."""
+        if stage == "float":
+            return self.lr
+        if self.float_epochs == 0 and self.init_from is None:
+            return self.qat_lr if self.qat_lr is not None else self.lr
         return self.qat_lr if self.qat_lr is not None else self.lr / 10
 
 

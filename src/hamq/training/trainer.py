@@ -36,6 +36,7 @@ CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
 RECORD = "run.json"
 CONFIG = "config.yaml"
+FLOAT = "float.safetensors"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,6 +113,19 @@ def hardware_of(cfg: TrainConfig) -> HardwareSpec:
 def build_run_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
     torch.manual_seed(cfg.seed)
     return build_model(cfg.model, data.input_shape, data.num_classes)
+
+
+def float_weights_path(init_from: str) -> Path:
+    """The float weights file named by ``train.init_from`` (a run folder or a file)."""
+    p = Path(init_from)
+    if p.is_dir():
+        p = p / FLOAT
+    if not p.is_file():
+        raise HamqError(
+            f"train.init_from = '{init_from}': no float weights there; give a run folder "
+            f"that finished its float stage or its {FLOAT}"
+        )
+    return p
 
 
 def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
@@ -241,6 +255,10 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     state = RunState(model=build_run_model(cfg, data).to(device))
+    if cfg.train.init_from is not None:
+        path = float_weights_path(cfg.train.init_from)
+        tensors, _ = ckpt.load_checkpoint(path)
+        _load_model_state(state.model, tensors, path, device)
     if cfg.train.float_epochs == 0:
         _enter_qat(state, cfg, hw)
     else:
@@ -258,6 +276,8 @@ def train_run(
             bar.close()
             return None
         if epoch == cfg.train.float_epochs and state.stage == "float":
+            meta = {"epoch": epoch - 1, "stage": "float", "config": cfg.to_plain()}
+            ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
             _enter_qat(state, cfg, hw)
         losses = train_epoch(state, cfg, data, epoch, device)
         acc = evaluate(state.model, data, cfg.data.eval_batch_size)
