@@ -27,7 +27,7 @@ from hamq.hardware.energy import (
     static_skip_zero_conversions,
     window_sums,
 )
-from hamq.hardware.mapping import LayerMapping, map_layer, row_energy_pj
+from hamq.hardware.mapping import LayerMapping, map_layer
 from hamq.hardware.report import EnergyReport, LayerEnergy
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
@@ -51,10 +51,11 @@ class LayerProbe:
         self.schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
         self.tile_rows = hw.array.rows
         self.skip_zero = hw.adc.skip_zero
-        self.row_e_pj = row_energy_pj(mapping.levels, hw.tech.e_cell_pj)  # (G, K)
+        self.row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)  # (G, K)
         self.act_table, self.drv_table = activity_table(self.schedule)
         self.sums = LayerSums(0.0, 0.0, 0.0, 0.0, 0.0 if self.skip_zero else None)
         self._device: torch.device | None = None
+        self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
 
     def _to(self, device: torch.device) -> None:
         if self._device == device:
@@ -77,7 +78,9 @@ class LayerProbe:
         act, drv = self.act_table[mag], self.drv_table[mag]
         lay, g = self.layer, self.mapping.groups
         if lay.kind == "conv2d":
-            maps = torch.cat((act, drv), 1)
+            # The window sums are linear in the maps: sum over the batch first, so the
+            # convolution runs on one map, not B.
+            maps = torch.cat((act, drv), 1).sum(0, keepdim=True)
             s = window_sums(maps, self.kernels, lay.stride, lay.padding, lay.dilation)
             e_cb, driven = float(s[:g].sum()), float(s[g:].sum())
             vectors = codes.shape[0] * _conv_positions(lay, codes.shape[2:])
@@ -96,7 +99,9 @@ class LayerProbe:
             1, codes[0].numel() * self.layer.kernel_size[0] * self.layer.kernel_size[1]
         )
         chunk = max(1, _SKIP_ZERO_CHUNK // per_sample)
-        levels = self.mapping.levels.to(codes.device)
+        if self._levels is None or self._levels.device != codes.device:
+            self._levels = self.mapping.levels.to(codes.device)
+        levels = self._levels
         total = 0.0
         for i in range(0, codes.shape[0], chunk):
             vecs = self.layer.input_vectors(codes[i : i + chunk])

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 import torch
 
 from hamq.errors import HamqError
-from hamq.hardware.representation import cell_levels, cells_per_weight, check_layout
+from hamq.hardware.representation import (
+    Representation,
+    cell_levels,
+    cells_per_weight,
+    check_layout,
+    level_table,
+    on_cell_table,
+    q_max,
+)
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.export import IntegerLayer
 
@@ -50,7 +58,8 @@ class LayerMapping:
         cols: physical columns of one block, ``N * cells_per_weight``.
         tile_rows, tile_cols: array size R x C.
         row_tiles, col_tiles: tiles of one block along rows and columns.
-        levels: int64 cell levels ``(groups, K, cols)``.
+        matrices: int64 integer weights ``(groups, K, N)``.
+        w_bits, representation, cell_bits: how the weights are stored.
     """
 
     name: str
@@ -63,7 +72,16 @@ class LayerMapping:
     tile_cols: int
     row_tiles: int
     col_tiles: int
-    levels: torch.Tensor
+    matrices: torch.Tensor
+    w_bits: int
+    representation: Representation
+    cell_bits: int
+
+    @property
+    def levels(self) -> torch.Tensor:
+        """int64 cell levels ``(groups, K, cols)`` (materialized on demand: large)."""
+        lv = cell_levels(self.matrices, self.w_bits, self.representation, self.cell_bits)
+        return lv.reshape(self.groups, self.rows, self.cols)
 
     @property
     def tiles(self) -> int:
@@ -83,7 +101,14 @@ class LayerMapping:
     @property
     def cells_on(self) -> int:
         """Cells at a non-zero level."""
-        return int((self.levels > 0).sum())
+        table = on_cell_table(self.w_bits, self.representation, self.cell_bits)
+        return int(table[self.matrices + q_max(self.w_bits)].sum())
+
+    def row_energy_pj(self, e_cell_pj: tuple[float, ...] | list[float]) -> torch.Tensor:
+        """Energy of reading every cell of each row once at full input: float64 ``(G, K)``,
+        pJ; ``rowEnergy[r] = sum_c e_cell_pj[level(r, c)]``, through a per-integer table."""
+        table = cell_energy_table(self.w_bits, self.representation, self.cell_bits, e_cell_pj)
+        return table[self.matrices + q_max(self.w_bits)].sum(-1)
 
     @property
     def row_tile_index(self) -> torch.Tensor:
@@ -108,8 +133,6 @@ def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
     mats = layer.matrices()  # (G, K, N)
     g, k, n = mats.shape
     cpw = cells_per_weight(layer.w_bits, rep, cell_bits)
-    levels = cell_levels(mats, layer.w_bits, rep, cell_bits)  # (G, K, N, sets, slices)
-    levels = levels.reshape(g, k, n * cpw)
     r, c = hw.array.rows, hw.array.cols
     return LayerMapping(
         name=layer.name,
@@ -122,8 +145,23 @@ def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
         tile_cols=c,
         row_tiles=ceil_div(k, r),
         col_tiles=ceil_div(n * cpw, c),
-        levels=levels,
+        matrices=mats,
+        w_bits=layer.w_bits,
+        representation=rep,
+        cell_bits=cell_bits,
     )
+
+
+def cell_energy_table(
+    bits: int, rep: Representation, cell_bits: int, e_cell_pj: tuple[float, ...] | list[float]
+) -> torch.Tensor:
+    """Read energy (pJ) of all cells storing each integer ``-q_max .. q_max``.
+
+    Returns float64 ``(2**bits - 1,)``: entry ``i`` is ``sum over the cells of q = i - q_max
+    of e_cell_pj[level]`` (column sets and slices, see ``representation.level_table``).
+    """
+    table = torch.tensor(e_cell_pj, dtype=torch.float64)
+    return table[level_table(bits, rep, cell_bits)].sum((-1, -2))
 
 
 def row_energy_pj(levels: torch.Tensor, e_cell_pj: tuple[float, ...] | list[float]) -> torch.Tensor:

@@ -37,7 +37,7 @@ from torch import nn
 
 from hamq.errors import HamqError
 from hamq.hardware.energy import activity_table, input_schedule
-from hamq.hardware.representation import level_table
+from hamq.hardware.mapping import cell_energy_table
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantConv2d, QuantLayer
@@ -45,15 +45,6 @@ from hamq.regularizers.base import Regularizer, RegularizerConfig, register
 from hamq.regularizers.surrogates import interp_cost
 
 MOMENTUM = 0.1
-
-
-def cell_energy_table(
-    bits: int, rep: str, cell_bits: int, e_cell_pj: tuple[float, ...]
-) -> torch.Tensor:
-    """Read energy (pJ) of all cells of each integer ``-q_max .. q_max``: ``(2**bits - 1,)``."""
-    levels = level_table(bits, rep, cell_bits)  # type: ignore[arg-type]
-    table = torch.tensor(e_cell_pj, dtype=torch.float64)
-    return table[levels].sum((-1, -2)).to(torch.float32)
 
 
 def row_activity(layer: QuantLayer, codes: torch.Tensor, act_table: torch.Tensor) -> torch.Tensor:
@@ -68,6 +59,7 @@ def row_activity(layer: QuantLayer, codes: torch.Tensor, act_table: torch.Tensor
     act = act_table[codes.abs()].to(torch.float32)
     b = codes.shape[0]
     if isinstance(layer, QuantConv2d):
+        act = act.sum(0, keepdim=True)  # linear in the map: sum the batch first
         g = layer.groups
         shape = (g, layer.in_channels // g, *layer.kernel_size)
         out_hw = [
@@ -77,7 +69,7 @@ def row_activity(layer: QuantLayer, codes: torch.Tensor, act_table: torch.Tensor
                 layer.dilation, strict=True,
             )
         ]  # fmt: skip
-        ones = torch.ones((b, g, *out_hw), dtype=act.dtype, device=act.device)
+        ones = torch.ones((1, g, *out_hw), dtype=act.dtype, device=act.device)
         # The weight gradient of a one-output-channel-per-group conv with all-ones output
         # gradient is exactly sum over output positions of the input under each kernel tap.
         rows = torch.nn.grad.conv2d_weight(
@@ -151,7 +143,7 @@ class EnergyRegularizer(Regularizer):
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
                                   self.hw.tech.e_cell_pj)  # fmt: skip
-            self._tables[key] = t.to(device)
+            self._tables[key] = t.to(device=device, dtype=torch.float32)
         return self._tables[key]
 
     def _layer_terms(self, model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
