@@ -70,8 +70,10 @@ def format_validation_error(
         if not loc:
             parts.append(msg)
             continue
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        parts.append(f"{where} = {shown}: {msg}")
+        if isinstance(value, dict):  # a check across a section's fields
+            parts.append(f"{where}: {msg}")
+            continue
+        parts.append(f"{where} = {value!r}: {msg}")
     return HamqError(f"invalid {source}: " + "; ".join(parts))
 
 

@@ -1,0 +1,141 @@
+"""Sweeps: runs, table, CSV, plots, resumption; recipe and sweep files validate."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hamq.cli.main import main
+from hamq.config_base import validate
+from hamq.errors import HamqError
+from hamq.experiments.report import pareto_front
+from hamq.experiments.sweep import load_sweep, variants
+from hamq.training.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_two_run_sweep_writes_outputs_and_rerun_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "base": {"train": {"float_epochs": 2, "qat_epochs": 2}},
+                "hamming": [1.0],
+                "energy_samples": 50,
+            }
+        )
+    )
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
+    assert code == 0, err
+    for name in ("results.csv", "report.md", "pareto.png", "hw_hist.png"):
+        assert (out / name).is_file(), name
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["name"] for r in rows] == ["w8-baseline", "w8-hamming-1"]
+    assert all(r["status"] == "ok" for r in rows)
+    assert float(rows[0]["cells_on_reduction"]) == 0.0
+    assert float(rows[1]["e_cb_j"]) > 0
+    report = (out / "report.md").read_text()
+    assert "| w8-hamming-1 |" in report and "E_cb&AD" in report
+    # The second run started QAT from the baseline's float weights.
+    assert (out / "w8-baseline" / "float.safetensors").is_file()
+    assert not (out / "w8-hamming-1" / "float.safetensors").exists()
+    # Rerun: finished runs are reused (their files are not rewritten).
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")}
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")} == mtimes
+    assert list(csv.DictReader((out / "results.csv").open())) == rows
+
+
+def test_failed_run_is_recorded_and_others_go_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "base": {"train": {"float_epochs": 1, "qat_epochs": 1}},
+                "share_float": False,
+                "extra": [
+                    {
+                        "name": "broken",
+                        "set": ["train.init_from=/nonexistent/run", "train.float_epochs=0"],
+                    },
+                    {"name": "fine", "set": ["regularizer.name=l1", "regularizer.lambda=0.01"]},
+                ],
+                "energy_samples": 20,
+            }
+        )
+    )
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
+    assert code == 0, err
+    rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["w8-broken"]["status"].startswith("failed")
+    assert "init_from" in rows["w8-broken"]["status"]
+    assert rows["w8-fine"]["status"] == "ok"
+    assert "w8-broken" in (out / "report.md").read_text()
+
+
+def test_sweep_with_a_typo_fails_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"base": {"quant": {"w_bit": 4}}}))
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"))
+    assert code == 2 and "did you mean 'w_bits'" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_recipe_files_validate(path: Path) -> None:
+    cfg = validate(TrainConfig, yaml.safe_load(path.read_text()), source=str(path))
+    assert cfg.train.qat_epochs >= 1
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_sweep_files_validate(path: Path) -> None:
+    sweep = load_sweep(path)
+    names = [n for n, _ in variants(sweep)]
+    assert len(names) == len(set(names)) and names[0].endswith("baseline")
+
+
+def test_share_float_points_runs_at_the_first_run(tmp_path: Path) -> None:
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "kws.yaml")
+    runs = variants(sweep, tmp_path)
+    assert not any("init_from" in o for o in runs[0][1])
+    first = str(tmp_path / runs[0][0])
+    assert all(f"train.init_from={first}" in ov for _, ov in runs[1:])
+
+
+def test_pareto_front_against_brute_force() -> None:
+    import random
+
+    rng = random.Random(0)
+    pts = [(rng.random(), rng.random()) for _ in range(60)]
+    front = set(pareto_front(pts))
+    for i, (c, a) in enumerate(pts):
+        dominated = any(
+            (c2 <= c and a2 >= a) and (c2 < c or a2 > a) for j, (c2, a2) in enumerate(pts) if j != i
+        )
+        assert (i in front) == (not dominated)
+
+
+def test_missing_sweep_file(tmp_path: Path) -> None:
+    with pytest.raises(HamqError, match="does not exist"):
+        load_sweep(tmp_path / "none.yaml")
