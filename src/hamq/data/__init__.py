@@ -21,6 +21,8 @@ class DataConfig(Section):
     batch_size: training batch size.
     eval_batch_size: batch size for evaluation and energy estimation.
     augment: apply the data set's training augmentation.
+    train_limit: train on a fixed random subset of this many training samples (the same
+        subset on every machine: drawn with seed 0); null = all. For quick CPU runs.
     cache: keep the decoded samples of folder data sets (PNG/JPEG images, WAV/FLAC clips)
         in ``cache_dir``, so that a second load skips decoding (see docs/data.md). Sources
         that need no decoding (``digits``, pickled CIFAR batches) are never cached.
@@ -55,6 +57,7 @@ class DataConfig(Section):
     augment: bool = True
     cache: bool = True
     cache_dir: str | None = None
+    train_limit: int | None = Field(None, ge=1)
     time_shift_ms: float = Field(100.0, ge=0.0, le=500.0)
     background_noise_prob: float = Field(0.8, ge=0.0, le=1.0)
     background_volume: float = Field(0.1, ge=0.0, le=1.0)
@@ -147,7 +150,14 @@ def load_dataset(cfg: DataConfig) -> DataBundle:
     """The data set named in ``cfg``; raises HamqError for an unknown name or bad folder."""
     if cfg.name not in DATASETS:
         raise unknown_name("data set", cfg.name, DATASETS)
-    return DATASETS[cfg.name](cfg)
+    bundle = DATASETS[cfg.name](cfg)
+    if cfg.train_limit is not None and cfg.train_limit < bundle.train_x.shape[0]:
+        import torch
+
+        keep = torch.randperm(bundle.train_x.shape[0], generator=torch.Generator().manual_seed(0))
+        keep = keep[: cfg.train_limit].sort().values
+        bundle.train_x, bundle.train_y = bundle.train_x[keep], bundle.train_y[keep]
+    return bundle
 
 
 __all__ = ["DATASETS", "DataBundle", "DataConfig", "load_dataset", "register_dataset"]
