@@ -18,10 +18,17 @@ import time
 import torch
 
 from hamq.config_base import validate
-from hamq.data.bundle import DataBundle
 from hamq.data.augment import random_crop_flip
+from hamq.data.bundle import DataBundle
 from hamq.training.config import TrainConfig
-from hamq.training.trainer import RunState, _enter_qat, build_run_model, hardware_of, make_optimizer, train_epoch
+from hamq.training.trainer import (
+    RunState,
+    _enter_qat,
+    build_run_model,
+    hardware_of,
+    make_optimizer,
+    train_epoch,
+)
 
 
 def synthetic_cifar(n: int, device: torch.device) -> DataBundle:
@@ -35,7 +42,9 @@ def synthetic_cifar(n: int, device: torch.device) -> DataBundle:
             xf = random_crop_flip(xf, 4, gen)
         return (xf - 0.5) / 0.25
 
-    return DataBundle("synthetic", x, y, x[:256], y[:256], [str(i) for i in range(10)], (3, 32, 32), transform).to(device)
+    return DataBundle(
+        "synthetic", x, y, x[:256], y[:256], [str(i) for i in range(10)], (3, 32, 32), transform
+    ).to(device)
 
 
 def main() -> None:
@@ -54,8 +63,15 @@ def main() -> None:
     base = {
         "model": {"name": model},
         "data": {"batch_size": batch},
-        "train": {"float_epochs": 1, "qat_epochs": 1, "optimizer": "sgd", "lr": 0.05,
-                  "amp": cuda, "channels_last": cuda, "device": "auto"},
+        "train": {
+            "float_epochs": 1,
+            "qat_epochs": 1,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "amp": cuda,
+            "channels_last": cuda,
+            "device": "auto",
+        },
     }
     variants = {
         "float": None,
@@ -87,12 +103,16 @@ def main() -> None:
             if rep > 0:
                 times[name].append(time.perf_counter() - t0)
     steps = n // batch
-    print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, model {model}, batch {batch}, "
-          f"{steps} steps per epoch, torch {torch.__version__}, median of {args.repeats}")
+    print(
+        f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, model {model}, batch {batch}, "
+        f"{steps} steps per epoch, torch {torch.__version__}, median of {args.repeats}"
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, t in med.items():
-        print(f"  {name:<12} {steps * batch / t:10.1f} images/s   {t / med['float']:.2f}x float   "
-              f"{t / med['qat']:.2f}x qat")
+        print(
+            f"  {name:<12} {steps * batch / t:10.1f} images/s   {t / med['float']:.2f}x float   "
+            f"{t / med['qat']:.2f}x qat"
+        )
 
 
 if __name__ == "__main__":

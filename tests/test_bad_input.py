@@ -37,8 +37,12 @@ TRAIN_CASES = [
     (
         "cell bits do not divide",
         [
-            "--set", "hardware.preset=rram-2b-40nm",
-            "--set", "hardware.representation=twos_complement", "--set", "quant.w_bits=7",
+            "--set",
+            "hardware.preset=rram-2b-40nm",
+            "--set",
+            "hardware.representation=twos_complement",
+            "--set",
+            "quant.w_bits=7",
         ],
         ["quant.w_bits = 7", "twos_complement", "does not divide"],
     ),
@@ -48,7 +52,11 @@ TRAIN_CASES = [
         ["rram-1b", "tech.e_cell_pj has 2 entries", "4 levels"],
     ),
     ("skip not a module", ["--set", "quant.skip=[nolayer]"], ["quant.skip", "nolayer"]),
-    ("missing config", ["--config", "/nonexistent/run.yaml"], ["/nonexistent/run.yaml", "does not exist"]),
+    (
+        "missing config",
+        ["--config", "/nonexistent/run.yaml"],
+        ["/nonexistent/run.yaml", "does not exist"],
+    ),
 ]
 
 
@@ -70,10 +78,22 @@ def assert_one_line_error(code: int, err: str, needles: list[str]) -> None:
 
 @pytest.mark.parametrize(("case", "args", "needles"), TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_train_rejects_bad_input(
-    case: str, args: list[str], needles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str,
+    args: list[str],
+    needles: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    base = ["train", "--out", str(tmp_path / "run"), "--quiet", "--set", "train.float_epochs=1",
-            "--set", "train.qat_epochs=1"]
+    base = [
+        "train",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        "--set",
+        "train.float_epochs=1",
+        "--set",
+        "train.qat_epochs=1",
+    ]
     code, err = run(capsys, base + args)
     assert_one_line_error(code, err, needles)
     assert not (tmp_path / "run" / "run.json").exists()
@@ -106,8 +126,18 @@ def test_eval_missing_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "run"
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--out", str(out), "--quiet", "--set", "train.float_epochs=1",
-              "--set", "train.qat_epochs=1"])
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "train.float_epochs=1",
+                "--set",
+                "train.qat_epochs=1",
+            ]
+        )
     assert exc.value.code == 0
     return out
 
@@ -132,8 +162,20 @@ def test_resume_with_other_config(
     run_dir = tmp_path / "copy"
     shutil.copytree(trained_run, run_dir)
     (run_dir / "run.json").unlink()
-    code, err = run(capsys, ["train", "--out", str(run_dir), "--resume", "--quiet",
-                             "--set", "train.float_epochs=1", "--set", "train.qat_epochs=2"])
+    code, err = run(
+        capsys,
+        [
+            "train",
+            "--out",
+            str(run_dir),
+            "--resume",
+            "--quiet",
+            "--set",
+            "train.float_epochs=1",
+            "--set",
+            "train.qat_epochs=2",
+        ],
+    )
     assert_one_line_error(code, err, ["checkpoint.safetensors", "another config"])
 
 
@@ -147,6 +189,18 @@ def test_truncated_checkpoint_on_resume(
     (run_dir / "run.json").unlink()
     ck = run_dir / "checkpoint.safetensors"
     ck.write_bytes(ck.read_bytes()[:100])
-    code, err = run(capsys, ["train", "--out", str(run_dir), "--resume", "--quiet",
-                             "--set", "train.float_epochs=1", "--set", "train.qat_epochs=1"])
+    code, err = run(
+        capsys,
+        [
+            "train",
+            "--out",
+            str(run_dir),
+            "--resume",
+            "--quiet",
+            "--set",
+            "train.float_epochs=1",
+            "--set",
+            "train.qat_epochs=1",
+        ],
+    )
     assert_one_line_error(code, err, ["checkpoint.safetensors", "corrupt"])

@@ -39,7 +39,7 @@ def test_two_run_sweep_writes_outputs_and_rerun_skips(
         )
     )
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
     assert code == 0, err
     for name in ("results.csv", "report.md", "pareto.png", "hw_hist.png"):
         assert (out / name).is_file(), name
@@ -102,13 +102,17 @@ def test_sweep_with_a_typo_fails_before_training(
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "recipes").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_recipe_files_validate(path: Path) -> None:
     cfg = validate(TrainConfig, yaml.safe_load(path.read_text()), source=str(path))
     assert cfg.train.qat_epochs >= 1
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_sweep_files_validate(path: Path) -> None:
     sweep = load_sweep(path)
     names = [n for n, _ in variants(sweep)]

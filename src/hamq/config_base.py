@@ -63,7 +63,9 @@ def format_validation_error(
         msg = e["msg"]
         if e["type"] == "literal_error":
             ctx = e.get("ctx", {}).get("expected", "")
-            hint = closest(str(value), [s.strip().strip("'") for s in ctx.replace(" or ", ", ").split(",")])
+            hint = closest(
+                str(value), [s.strip().strip("'") for s in ctx.replace(" or ", ", ").split(",")]
+            )
             msg = f"must be one of {ctx}{hint}"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]

@@ -13,15 +13,32 @@ from hamq.cli.main import cli
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML run config.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config field, e.g. --set regularizer.lambda=0.5 (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field, e.g. --set regularizer.lambda=0.5 (repeatable).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--stop-after", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
-              help="Train at most this many epochs now, then stop (continue with --resume).")
+@click.option(
+    "--stop-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="EPOCHS",
+    help="Train at most this many epochs now, then stop (continue with --resume).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(config_path: str | None, out: str, overrides: tuple[str, ...], resume: bool,
-          stop_after: int | None, as_json: bool, quiet: bool) -> None:
+def train(
+    config_path: str | None,
+    out: str,
+    overrides: tuple[str, ...],
+    resume: bool,
+    stop_after: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Train a quantized model (float pre-training, then QAT with the regularizer).
 
     Without --config it trains the default model on the embedded digits data set.
@@ -32,9 +49,12 @@ def train(config_path: str | None, out: str, overrides: tuple[str, ...], resume:
     cfg = load_config(config_path, list(overrides))
     record = train_run(cfg, Path(out), resume=resume, stop_after=stop_after, progress=not quiet)
     if record is None:
-        click.echo(f"stopped after {stop_after} epoch(s); continue with: hamq train --resume --out {out}"
-                   + (f" --config {config_path}" if config_path else "")
-                   + "".join(f" --set {o}" for o in overrides), err=True)
+        click.echo(
+            f"stopped after {stop_after} epoch(s); continue with: hamq train --resume --out {out}"
+            + (f" --config {config_path}" if config_path else "")
+            + "".join(f" --set {o}" for o in overrides),
+            err=True,
+        )
         return
     if as_json:
         click.echo(json.dumps(record, indent=2))
@@ -58,7 +78,11 @@ def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
 
     run = load_run(run_dir)
     acc = evaluate(run.model, run.data(), run.config.data.eval_batch_size, samples)
-    result = {"run": str(run_dir), "accuracy": acc, **model_cells(run.model, hardware_of(run.config))}
+    result = {
+        "run": str(run_dir),
+        "accuracy": acc,
+        **model_cells(run.model, hardware_of(run.config)),
+    }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -69,8 +93,12 @@ def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for the demo's runs (default runs/demo).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the demo's runs (default runs/demo).",
+)
 @click.option("--quick", is_flag=True, help="Fewer epochs and lambdas (a smoke test).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
 def demo(out: str | None, quick: bool, as_json: bool) -> None:
@@ -93,11 +121,18 @@ def demo(out: str | None, quick: bool, as_json: bool) -> None:
 @cli.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Sweep folder.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a field of the sweep's base run config (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a field of the sweep's base run config (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep(sweep_file: str, out: str, overrides: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def sweep(
+    sweep_file: str, out: str, overrides: tuple[str, ...], as_json: bool, quiet: bool
+) -> None:
     """Baseline, L1 and HamQ over a lambda grid (and bit widths): runs, table, plots.
 
     Finished runs are reused, so an interrupted sweep continues where it stopped; a failed

@@ -51,8 +51,13 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
         sel = [r for r in ok if r["regularizer"] == reg]
         ax.scatter([r[key] for r in sel], [100 * r["accuracy"] for r in sel], label=reg, s=28)
     front = pareto_front([(r[key], r["accuracy"]) for r in ok])
-    ax.plot([ok[i][key] for i in front], [100 * ok[i]["accuracy"] for i in front],
-            "k--", lw=1, label="Pareto front")
+    ax.plot(
+        [ok[i][key] for i in front],
+        [100 * ok[i]["accuracy"] for i in front],
+        "k--",
+        lw=1,
+        label="Pareto front",
+    )
     ax.set_xlabel(label)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(alpha=0.3)
@@ -75,7 +80,9 @@ def pick_hamq(rows: list[dict[str, Any]], max_loss_pp: float = 2.0) -> dict[str,
 
 def plot_hw_hist(rows: list[dict[str, Any]], path: Path) -> bool:
     """Baseline vs chosen HamQ run; False (no file) when either is missing."""
-    base = next((r for r in rows if r.get("regularizer") == "none" and r.get("status") == "ok"), None)
+    base = next(
+        (r for r in rows if r.get("regularizer") == "none" and r.get("status") == "ok"), None
+    )
     ham = pick_hamq(rows)
     if base is None or ham is None:
         return False
@@ -87,7 +94,10 @@ def plot_hw_hist(rows: list[dict[str, Any]], path: Path) -> bool:
     n = max(len(base["hw_hist"]), len(ham["hw_hist"]))
     xs = list(range(n))
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for r, off, name in ((base, -0.2, f"baseline ({base['name']})"), (ham, 0.2, f"HamQ ({ham['name']})")):
+    for r, off, name in (
+        (base, -0.2, f"baseline ({base['name']})"),
+        (ham, 0.2, f"HamQ ({ham['name']})"),
+    ):
         h = r["hw_hist"] + [0] * (n - len(r["hw_hist"]))
         total = max(1, sum(h))
         ax.bar([x + off for x in xs], [v / total for v in h], width=0.4, label=name)

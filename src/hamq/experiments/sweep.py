@@ -11,7 +11,7 @@ A sweep file (YAML)::
     hamming: [0.5, 2.0]             # HamQ lambdas
     energy: []                      # lambdas of the energy regularizer
     extra:                          # any other runs, as --set overrides
-      - {name: sin-2, set: [regularizer.name=hamming, regularizer.lambda=2, regularizer.surrogate=sin]}
+      - {name: sin-2, set: [regularizer.name=hamming, regularizer.surrogate=sin]}
     energy_hw: rram-1b              # hardware preset or file for the energy columns
     energy_samples: 1000            # test samples the energy is measured on
     share_float: true               # float pre-training once per seed, reused by all runs
@@ -38,8 +38,7 @@ from pydantic import Field
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError
 from hamq.training.checkpoint import atomic_write_text
-from hamq.training.config import apply_overrides
-from hamq.training.config import TrainConfig
+from hamq.training.config import TrainConfig, apply_overrides
 
 
 class ExtraRun(Section):
@@ -168,7 +167,9 @@ def run_sweep(
             (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
             row.update(status=f"failed: {type(err).__name__}: {err}")
-            log(f"{name}: failed ({type(err).__name__}: {err}); traceback in {run_dir / 'error.txt'}")
+            log(
+                f"{name}: failed ({type(err).__name__}: {err}); see {run_dir / 'error.txt'}"
+            )
         rows.append(row)
     add_reductions(rows)
     return rows
@@ -200,9 +201,23 @@ def add_reductions(rows: list[dict[str, Any]]) -> None:
 
 
 COLUMNS = [
-    "name", "status", "seed", "w_bits", "regularizer", "lambda", "accuracy",
-    "accuracy_delta_pp", "cells_on", "cells_total", "cells_on_reduction", "e_cb_j",
-    "e_cb_ad_j", "e_total_j", "e_cb_reduction", "e_cb_ad_reduction", "overrides",
+    "name",
+    "status",
+    "seed",
+    "w_bits",
+    "regularizer",
+    "lambda",
+    "accuracy",
+    "accuracy_delta_pp",
+    "cells_on",
+    "cells_total",
+    "cells_on_reduction",
+    "e_cb_j",
+    "e_cb_ad_j",
+    "e_total_j",
+    "e_cb_reduction",
+    "e_cb_ad_reduction",
+    "overrides",
 ]
 
 
@@ -263,7 +278,9 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """``a`` updated by ``b``, recursing into nested mappings (neither is modified)."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -273,7 +290,9 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise HamqError(f"sweep file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise HamqError(
+            f"sweep file '{path}' is not valid YAML: {str(err).splitlines()[0]}"
+        ) from None
     if not isinstance(data, dict):
         raise HamqError(f"sweep file '{path}' must hold a mapping")
     sweep = validate(SweepConfig, data, source=f"sweep '{path}'")

@@ -12,7 +12,7 @@ from hamq.config_base import Section
 from hamq.errors import unknown_name
 from hamq.models.dscnn import DSCNN
 from hamq.models.resnet import resnet18_cifar, resnet20_cifar
-from hamq.models.small import DigitsCNN, MLP
+from hamq.models.small import MLP, DigitsCNN
 
 
 class ModelConfig(Section):

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 
-def _conv_bn(cin: int, cout: int, k: tuple[int, int], stride: int, pad: tuple[int, int],
-             groups: int = 1) -> list[nn.Module]:
+def _conv_bn(
+    cin: int, cout: int, k: tuple[int, int], stride: int, pad: tuple[int, int], groups: int = 1
+) -> list[nn.Module]:
     return [
         nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=groups, bias=False),
         nn.BatchNorm2d(cout),

@@ -44,8 +44,7 @@ def quantize_model(model: nn.Module, cfg: QuantConfig) -> ConversionReport:
     for s in cfg.skip:
         if s not in names:
             raise HamqError(
-                f"quant.skip names '{s}', which is not a module of the model"
-                f"{closest(s, names)}"
+                f"quant.skip names '{s}', which is not a module of the model{closest(s, names)}"
             )
     report = ConversionReport()
     for name, module in list(model.named_modules()):
@@ -78,9 +77,7 @@ def quantize_model(model: nn.Module, cfg: QuantConfig) -> ConversionReport:
 
 def quantized_layers(model: nn.Module) -> list[tuple[str, QuantLayer]]:
     """The quantized layers of a converted model, in module order."""
-    return [
-        (n, m) for n, m in model.named_modules() if isinstance(m, QuantConv2d | QuantLinear)
-    ]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantConv2d | QuantLinear)]
 
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:

@@ -21,9 +21,7 @@ def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     return (x - x * factor).detach() + x * factor
 
 
-def weight_scale(
-    w: torch.Tensor, bits: int, per_channel: bool, dynamic: bool
-) -> torch.Tensor:
+def weight_scale(w: torch.Tensor, bits: int, per_channel: bool, dynamic: bool) -> torch.Tensor:
     """Step size of a symmetric ``bits``-bit weight quantizer (no gradient).
 
     ``fixed``: max|w| / (2**(bits-1) - 1); ``dynamic``: rounded up to a power of two.

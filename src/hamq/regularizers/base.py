@@ -44,7 +44,7 @@ class Regularizer(nn.Module):
         self.lam = cfg.lambda_
         self.hw = hw
 
-    def attach(self, model: nn.Module) -> None:  # noqa: B027  optional hook
+    def attach(self, model: nn.Module) -> None:
         """Called once with the converted model before training."""
 
     def penalty(self, model: nn.Module) -> torch.Tensor:

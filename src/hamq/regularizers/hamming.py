@@ -33,7 +33,7 @@ def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
 class HammingRegularizer(Regularizer):
     """Representation-aware HamQ regularizer (surrogate ``interp`` or ``sin``)."""
 
-    def __init__(self, cfg: RegularizerConfig, hw) -> None:  # noqa: ANN001
+    def __init__(self, cfg: RegularizerConfig, hw) -> None:
         super().__init__(cfg, hw)
         self.surrogate = cfg.surrogate
         self.sigma = cfg.smooth

@@ -170,11 +170,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             loaded = yaml.safe_load(p.read_text())
         except yaml.YAMLError as err:
-            raise HamqError(f"config file '{p}' is not valid YAML: {str(err).splitlines()[0]}") from None
+            raise HamqError(
+                f"config file '{p}' is not valid YAML: {str(err).splitlines()[0]}"
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise HamqError(f"config file '{p}' must hold a mapping of sections, not a {type(loaded).__name__}")
+            raise HamqError(
+                f"config file '{p}' must hold a mapping of sections, not a {type(loaded).__name__}"
+            )
         data = loaded
         source = f"config '{p}'"
     data = apply_overrides(data, overrides or [])
@@ -185,4 +189,11 @@ def known_sections() -> list[str]:
     return list(TrainConfig.model_fields)
 
 
-__all__ = ["HardwareRef", "TrainConfig", "TrainSection", "apply_overrides", "closest", "load_config"]
+__all__ = [
+    "HardwareRef",
+    "TrainConfig",
+    "TrainSection",
+    "apply_overrides",
+    "closest",
+    "load_config",
+]

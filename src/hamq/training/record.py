@@ -32,7 +32,9 @@ def model_cells(model: nn.Module, hw: HardwareSpec) -> dict[str, Any]:
     layers = []
     for name, layer in quantized_layers(model):
         s = cell_stats(layer.weight_int().cpu(), layer.w_bits, hw.representation, hw.cell_bits)
-        layers.append({"name": name, "w_bits": layer.w_bits, "weights": layer.weight.numel(), **s.to_dict()})
+        layers.append(
+            {"name": name, "w_bits": layer.w_bits, "weights": layer.weight.numel(), **s.to_dict()}
+        )
     on = sum(x["cells_on"] for x in layers)
     total = sum(x["cells_total"] for x in layers)
     return {
@@ -68,7 +70,11 @@ def build_record(
         "input_shape": list(input_shape),
         "num_classes": num_classes,
         **model_cells(model, hw),
-        "hardware": {"name": hw.name, "representation": hw.representation, "cell_bits": hw.cell_bits},
+        "hardware": {
+            "name": hw.name,
+            "representation": hw.representation,
+            "cell_bits": hw.cell_bits,
+        },
         "conversion": conversion.to_dict() if conversion is not None else None,
         "history": history,
         "machine": machine_info(device),

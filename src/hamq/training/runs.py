@@ -38,7 +38,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run folder written by ``hamq train``; HamqError names what is missing."""
     path = Path(run_dir)
     if not path.is_dir():
-        raise HamqError(f"run folder '{path}' does not exist; train one with: hamq train --out {path}")
+        raise HamqError(
+            f"run folder '{path}' does not exist; train one with: hamq train --out {path}"
+        )
     for name in (CONFIG, MODEL, RECORD):
         if not (path / name).is_file():
             hint = (

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def lr_at(step: int, total_steps: int, base_lr: float, schedule: str, warmup_steps: int = 0) -> float:
+def lr_at(
+    step: int, total_steps: int, base_lr: float, schedule: str, warmup_steps: int = 0
+) -> float:
     """Learning rate at ``step`` (0-based) of a stage of ``total_steps`` steps.
 
     Linear warm-up over ``warmup_steps``, then ``constant`` or half-cosine decay to 0.

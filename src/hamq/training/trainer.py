@@ -74,7 +74,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, stage: str) -> torch.opti
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DataBundle, batch_size: int, limit: int | None = None) -> float:
+def evaluate(
+    model: nn.Module, data: DataBundle, batch_size: int, limit: int | None = None
+) -> float:
     """Top-1 accuracy (fraction) on the test split."""
     model.eval()
     correct = total = 0
@@ -157,7 +159,9 @@ def _save(out: Path, state: RunState, cfg: TrainConfig, epoch: int) -> None:
     ckpt.save_checkpoint(out / CHECKPOINT, {**_state_tensors(state), **opt_tensors}, meta)
 
 
-def _restore(out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device) -> None:
+def _restore(
+    out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device
+) -> None:
     tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
     if meta["config"] != cfg.to_plain():
         raise HamqError(
@@ -172,12 +176,16 @@ def _restore(out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, dev
     if state.regularizer is not None:
         state.regularizer.load_state_dict(ckpt.split_prefix(tensors, "reg"))
     assert state.optimizer is not None
-    ckpt.optimizer_from_flat(state.optimizer, {k: v.to(device) for k, v in tensors.items()}, meta["optimizer"])
+    ckpt.optimizer_from_flat(
+        state.optimizer, {k: v.to(device) for k, v in tensors.items()}, meta["optimizer"]
+    )
     state.history = meta["history"]
     state.next_epoch = meta["epoch"] + 1
 
 
-def _load_model_state(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, device: torch.device) -> None:
+def _load_model_state(
+    model: nn.Module, sd: dict[str, torch.Tensor], path: Path, device: torch.device
+) -> None:
     try:
         model.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True)
     except RuntimeError as err:
@@ -269,7 +277,13 @@ def train_run(
         state.model = state.model.to(memory_format=torch.channels_last)
     started = time.perf_counter()
     epochs = range(state.next_epoch, cfg.train.epochs)
-    bar = tqdm(epochs, desc=f"train {out.name}", disable=None if progress else True, unit="epoch", leave=False)
+    bar = tqdm(
+        epochs,
+        desc=f"train {out.name}",
+        disable=None if progress else True,
+        unit="epoch",
+        leave=False,
+    )
     done_now = 0
     for epoch in bar:
         if stop_after is not None and done_now >= stop_after:
@@ -291,8 +305,15 @@ def train_run(
     bar.close()
     wall_s = time.perf_counter() - started
     record = build_record(
-        cfg, state.model, state.history, hw, state.conversion, device, wall_s,
-        data.input_shape, data.num_classes,
+        cfg,
+        state.model,
+        state.history,
+        hw,
+        state.conversion,
+        device,
+        wall_s,
+        data.input_shape,
+        data.num_classes,
     )
     final_meta = {"epoch": cfg.train.epochs - 1, "stage": "qat", "config": cfg.to_plain()}
     ckpt.save_checkpoint(out / MODEL, dict(state.model.state_dict()), final_meta)
