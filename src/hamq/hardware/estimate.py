@@ -19,20 +19,20 @@ from hamq.errors import HamqError
 from hamq.hardware.energy import (
     InputSchedule,
     LayerSums,
-    activity_table,
+    batch_activity,
     expected_activity,
     input_schedule,
     layer_cost,
     skip_zero_conversions,
     static_skip_zero_conversions,
-    window_sums,
+    window_row_sums,
 )
 from hamq.hardware.mapping import LayerMapping, map_layer
 from hamq.hardware.report import EnergyReport, LayerEnergy
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.export import IntegerLayer, integer_layer
-from hamq.quantization.modules import QuantLayer
+from hamq.quantization.modules import ActQuantizer, QuantLayer
 
 DEFAULT_ACTIVITY = 0.5
 """Static mode's default probability that an input magnitude bit is 1: uniformly
@@ -52,47 +52,47 @@ class LayerProbe:
         self.tile_rows = hw.array.rows
         self.skip_zero = hw.adc.skip_zero
         self.row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)  # (G, K)
-        self.act_table, self.drv_table = activity_table(self.schedule)
         self.sums = LayerSums(0.0, 0.0, 0.0, 0.0, 0.0 if self.skip_zero else None)
         self._device: torch.device | None = None
         self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
 
     def _to(self, device: torch.device) -> None:
-        if self._device == device:
-            return
-        self.act_table = self.act_table.to(device)
-        self.drv_table = self.drv_table.to(device)
-        self.row_e_pj = self.row_e_pj.to(device)
-        g = self.mapping.groups
-        if self.layer.kind == "conv2d":
-            # Kernels of the grouped conv in window_sums: rowEnergy then ones (driven rows).
-            shape = (g, *self.layer.w_int.shape[1:])
-            rowe = self.row_e_pj.reshape(shape)
-            self.kernels = torch.cat((rowe, torch.ones_like(rowe)))
-        self._device = device
+        if self._device != device:
+            self.row_e_pj = self.row_e_pj.to(device)
+            self._device = device
 
     def add(self, codes: torch.Tensor) -> None:
         """Add one batch of integer input codes (``(B, C, H, W)`` or ``(B, ..., K)``)."""
-        self._to(codes.device)
-        mag = codes.abs()
-        act, drv = self.act_table[mag], self.drv_table[mag]
-        lay, g = self.layer, self.mapping.groups
+        self._accumulate(codes.abs(), codes if self.skip_zero else None)
+
+    def add_input(self, quant: ActQuantizer, x: torch.Tensor) -> None:
+        """Add one batch of float layer inputs, quantized by the layer's input quantizer.
+
+        The magnitudes are ``|input_quant.to_int(x)|`` computed in place in float and cast
+        to uint8: the same values without int64 traffic, since this runs on every batch.
+        """
+        lo, hi = quant.int_range
+        mag = torch.round(x.detach() / quant.scale().detach()).clamp_(lo, hi).abs_()
+        codes = quant.to_int(x) if self.skip_zero else None
+        self._accumulate(mag.to(torch.uint8), codes)
+
+    def _accumulate(self, mag: torch.Tensor, codes: torch.Tensor | None) -> None:
+        self._to(mag.device)
+        lay = self.layer
+        act, drv = batch_activity(mag, self.schedule)  # summed over the batch
         if lay.kind == "conv2d":
-            # The window sums are linear in the maps: sum over the batch first, so the
-            # convolution runs on one map, not B.
-            maps = torch.cat((act, drv), 1).sum(0, keepdim=True)
-            s = window_sums(maps, self.kernels, lay.stride, lay.padding, lay.dilation)
-            e_cb, driven = float(s[:g].sum()), float(s[g:].sum())
-            vectors = codes.shape[0] * _conv_positions(lay, codes.shape[2:])
+            geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
+            act_rows = window_row_sums(act, *geom)
+            driven = float(window_row_sums(drv, *geom).sum())
+            vectors = mag.shape[0] * _conv_positions(lay, mag.shape[2:])
         else:
-            k = codes.shape[-1]
-            e_cb = float((act.reshape(-1, k) @ self.row_e_pj[0]).sum())
+            k = mag.shape[-1]
+            act_rows = act.reshape(-1, k).sum(0)
             driven = float(drv.sum())
-            vectors = codes.numel() // k
-        conversions = None
-        if self.skip_zero:
-            conversions = self._skip_zero(codes)
-        self.sums = self.sums + LayerSums(codes.shape[0], vectors, e_cb, driven, conversions)
+            vectors = mag.numel() // k
+        e_cb = float((act_rows.reshape(self.row_e_pj.shape) * self.row_e_pj).sum())
+        conversions = None if codes is None else self._skip_zero(codes)
+        self.sums = self.sums + LayerSums(mag.shape[0], vectors, e_cb, driven, conversions)
 
     def _skip_zero(self, codes: torch.Tensor) -> float:
         per_sample = max(
@@ -240,7 +240,7 @@ def estimate_energy(
     for _, layer, probe in probes:
 
         def hook(mod: nn.Module, args: tuple[torch.Tensor, ...], probe: LayerProbe = probe) -> None:
-            probe.add(mod.input_quant.to_int(args[0]))  # type: ignore[union-attr]
+            probe.add_input(mod.input_quant, args[0])  # type: ignore[arg-type]
 
         handles.append(layer.register_forward_pre_hook(hook))
     was_training = model.training
@@ -309,11 +309,10 @@ def _static_sums(probe: LayerProbe, shape: tuple[int, ...], p_bit: float) -> Lay
     act, drv = expected_activity(sched, p_bit)
     row_e = probe.row_e_pj.cpu()
     if lay.kind == "conv2d":
-        ones = torch.ones(shape, dtype=torch.float64)
-        kern = row_e.reshape(g, *lay.w_int.shape[1:])
-        kernels = torch.cat((kern * act, torch.ones_like(kern) * drv))
-        s = window_sums(torch.cat((ones, ones), 1), kernels, lay.stride, lay.padding, lay.dilation)
-        e_cb, driven = float(s[:g].sum()), float(s[g:].sum())
+        geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
+        rows = window_row_sums(torch.ones(shape[1:], dtype=torch.float64), *geom)
+        e_cb = act * float((rows.reshape(row_e.shape) * row_e).sum())
+        driven = drv * float(rows.sum())
         vectors = float(_conv_positions(lay, shape[2:]))
     else:
         vectors = float(torch.Size(shape[1:-1]).numel())

@@ -36,7 +36,12 @@ import torch
 from torch import nn
 
 from hamq.errors import HamqError
-from hamq.hardware.energy import activity_table, input_schedule
+from hamq.hardware.energy import (
+    InputSchedule,
+    batch_activity,
+    input_schedule,
+    window_row_sums,
+)
 from hamq.hardware.mapping import cell_energy_table
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
@@ -47,36 +52,24 @@ from hamq.regularizers.surrogates import interp_cost
 MOMENTUM = 0.1
 
 
-def row_activity(layer: QuantLayer, codes: torch.Tensor, act_table: torch.Tensor) -> torch.Tensor:
+def row_activity(layer: QuantLayer, codes: torch.Tensor, schedule: InputSchedule) -> torch.Tensor:
     """Activity of every row summed over input vectors and cycles, per sample.
 
     Args:
-        codes: int64 input codes ``(B, C, H, W)`` or ``(B, ..., K)``.
-        act_table: activity per input magnitude (``energy.activity_table``).
+        codes: integer input codes or uint8 magnitudes ``(B, C, H, W)`` or ``(B, ..., K)``.
+        schedule: how the codes are applied (``energy.input_schedule``).
     Returns:
         float32 ``(groups, C_in/groups, kh, kw)`` for a conv, ``(K,)`` for a linear layer.
     """
-    act = act_table[codes.abs()].to(torch.float32)
+    total = batch_activity(codes, schedule)[0]  # summed over the batch
     b = codes.shape[0]
     if isinstance(layer, QuantConv2d):
-        act = act.sum(0, keepdim=True)  # linear in the map: sum the batch first
         g = layer.groups
+        geom = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+        rows = window_row_sums(total, *geom)  # type: ignore[arg-type]
         shape = (g, layer.in_channels // g, *layer.kernel_size)
-        out_hw = [
-            (size + 2 * p - d * (k - 1) - 1) // s + 1
-            for size, k, s, p, d in zip(
-                codes.shape[2:], layer.kernel_size, layer.stride, layer.padding,
-                layer.dilation, strict=True,
-            )
-        ]  # fmt: skip
-        ones = torch.ones((1, g, *out_hw), dtype=act.dtype, device=act.device)
-        # The weight gradient of a one-output-channel-per-group conv with all-ones output
-        # gradient is exactly sum over output positions of the input under each kernel tap.
-        rows = torch.nn.grad.conv2d_weight(
-            act, shape, ones, layer.stride, layer.padding, layer.dilation, g
-        )
-        return rows / b
-    return act.reshape(-1, act.shape[-1]).sum(0) / b
+        return (rows / b).reshape(shape).to(torch.float32)
+    return (total.reshape(-1, total.shape[-1]).sum(0) / b).to(torch.float32)
 
 
 @register("energy")
@@ -91,7 +84,6 @@ class EnergyRegularizer(Regularizer):
                 f"regularizer interpolates its exact cost table (interp)"
             )
         self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
-        self._act_tables: dict[tuple[int, bool, torch.device], torch.Tensor] = {}
         self._names: dict[str, str] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -118,19 +110,18 @@ class EnergyRegularizer(Regularizer):
 
         return hook
 
-    def _act_table(self, layer: QuantLayer, device: torch.device) -> torch.Tensor:
+    def _schedule(self, layer: QuantLayer) -> InputSchedule:
         q = layer.input_quant
-        key = (q.bits, bool(q.signed), device)
-        if key not in self._act_tables:
-            sched = input_schedule(q.bits, bool(q.signed), self.hw.input.bits_per_cycle)
-            self._act_tables[key] = activity_table(sched)[0].to(device)
-        return self._act_tables[key]
+        return input_schedule(q.bits, bool(q.signed), self.hw.input.bits_per_cycle)
 
     @torch.no_grad()
     def measure(self, layer: QuantLayer, buf: str, x: torch.Tensor) -> None:
         """Update buffer ``buf`` with the row activity of input batch ``x``."""
-        codes = layer.input_quant.to_int(x.detach())
-        rows = row_activity(layer, codes, self._act_table(layer, codes.device))
+        q = layer.input_quant
+        lo, hi = q.int_range
+        # |to_int(x)| in place in float, as uint8: the same values, no int64 traffic.
+        mag = torch.round(x.detach() / q.scale().detach()).clamp_(lo, hi).abs_()
+        rows = row_activity(layer, mag.to(torch.uint8), self._schedule(layer))
         current, measured = getattr(self, buf), getattr(self, f"{buf}_measured")
         if bool(measured):
             current.lerp_(rows.to(current.dtype), MOMENTUM)
