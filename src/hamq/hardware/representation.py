@@ -125,9 +125,7 @@ def unslice(levels: torch.Tensor, cell_bits: int) -> torch.Tensor:
     return (levels.to(torch.int64) * place).sum(-1)
 
 
-def cell_levels(
-    q: torch.Tensor, bits: int, rep: Representation, cell_bits: int
-) -> torch.Tensor:
+def cell_levels(q: torch.Tensor, bits: int, rep: Representation, cell_bits: int) -> torch.Tensor:
     """Cell levels of integer weights: shape ``q.shape + (sets, slices)``."""
     return slice_words(encode(q, bits, rep), n_slices(bits, rep, cell_bits), cell_bits)
 
