@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from hamq.config_base import Section
@@ -30,6 +30,17 @@ class RegularizerConfig(Section):
     lambda_: float = Field(0.0, ge=0, alias="lambda")
     surrogate: Literal["interp", "sin"] = "interp"
     smooth: float = Field(4.0, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _fields_used(self) -> RegularizerConfig:
+        # Never accept an option that would be silently ignored.
+        if self.surrogate != "interp" and self.name != "hamming":
+            raise ValueError(f"regularizer.surrogate is used by hamming only, not {self.name}")
+        if self.smooth != 4.0 and self.name not in ("hamming", "energy"):
+            raise ValueError(
+                f"regularizer.smooth is used by hamming and energy only, not {self.name}"
+            )
+        return self
 
 
 class Regularizer(nn.Module):

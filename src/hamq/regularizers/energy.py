@@ -19,6 +19,12 @@ updates a running average (momentum 0.1, the first measurement replaces it) kept
 per layer (``act_<i>``, shape ``(groups, C_in/groups, kh, kw)`` or ``(K,)``). A layer not yet
 measured counts every row with activity 1.
 
+**Training penalty.** As for ``hamming`` (``docs/regularizers.md``), the penalty uses the
+cost table smoothed by a Gaussian of ``regularizer.smooth`` integer units (the exact table
+only pulls weights into the nearest local minimum) and holds the weights that set the range
+(``hold_range``); :meth:`estimate_pj` uses the exact table. Activity is measured on one
+training batch in ``MEASURE_EVERY``.
+
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
 ``E_unit = e_bit_pj * sum_layers sum_r a[r] * N / n_layers``; ``e_bit_pj =
 (e_cell_pj[top] - e_cell_pj[0]) / cell_bits`` is the energy of one stored bit ON. The
@@ -47,9 +53,15 @@ from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantConv2d, QuantLayer
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
-from hamq.regularizers.surrogates import interp_cost
+from hamq.regularizers.hamming import hold_range
+from hamq.regularizers.surrogates import interp_cost, smooth_table
 
 MOMENTUM = 0.1
+# Activity is a running average (momentum 0.1, a window of ~10 measurements); measuring on
+# one training batch in MEASURE_EVERY still averages over ~80 steps of a slowly moving
+# quantity, and takes the measurement's cost (about a fifth of a DS-CNN QAT step) off
+# the other steps.
+MEASURE_EVERY = 8
 
 
 def row_activity(layer: QuantLayer, codes: torch.Tensor, schedule: InputSchedule) -> torch.Tensor:
@@ -78,13 +90,10 @@ class EnergyRegularizer(Regularizer):
 
     def __init__(self, cfg: RegularizerConfig, hw: HardwareSpec) -> None:
         super().__init__(cfg, hw)
-        if cfg.surrogate != "interp":
-            raise HamqError(
-                f"regularizer.surrogate = '{cfg.surrogate}' is for hamming only; the energy "
-                f"regularizer interpolates its exact cost table (interp)"
-            )
-        self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self.sigma = cfg.smooth
+        self._tables: dict[tuple[int, torch.device, bool], torch.Tensor] = {}
         self._names: dict[str, str] = {}
+        self._calls: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def attach(self, model: nn.Module) -> None:
@@ -105,7 +114,11 @@ class EnergyRegularizer(Regularizer):
 
     def _measure_hook(self, buf: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            if mod.training:
+            if not mod.training:
+                return
+            n = self._calls.get(buf, 0)
+            self._calls[buf] = n + 1
+            if n % MEASURE_EVERY == 0 or not bool(getattr(self, f"{buf}_measured")):
                 self.measure(mod, buf, args[0])  # type: ignore[arg-type]
 
         return hook
@@ -129,23 +142,32 @@ class EnergyRegularizer(Regularizer):
             current.copy_(rows)
             measured.fill_(True)
 
-    def _cost_table(self, bits: int, device: torch.device) -> torch.Tensor:
-        key = (bits, device)
+    def _cost_table(self, bits: int, device: torch.device, smooth: bool) -> torch.Tensor:
+        key = (bits, device, smooth)
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
                                   self.hw.tech.e_cell_pj)  # fmt: skip
+            if smooth:
+                t = smooth_table(t.to(torch.float64), self.sigma)
             self._tables[key] = t.to(device=device, dtype=torch.float32)
         return self._tables[key]
 
-    def _layer_terms(self, model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(E_cb estimate in pJ, activity-weighted weight count) of every quantized layer."""
+    def _layer_terms(
+        self, model: nn.Module, smooth: bool = False
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(E_cb estimate in pJ, activity-weighted weight count) of every quantized layer.
+
+        ``smooth``: the training penalty's smoothed table and range hold; else exact.
+        """
         if not self._names:
             raise HamqError("the energy regularizer was not attached; call attach(model) first")
         terms = []
         for name, layer in quantized_layers(model):
             act = getattr(self, self._names[name])
             t = layer.weight_continuous()
-            cost = interp_cost(t, self._cost_table(layer.w_bits, t.device))
+            cost = interp_cost(t, self._cost_table(layer.w_bits, t.device, smooth))
+            if smooth:
+                cost = hold_range(cost, t, layer.q_max)
             if isinstance(layer, QuantConv2d):
                 act = act.repeat_interleave(layer.out_channels // layer.groups, dim=0)
             act = act.expand_as(cost)  # linear: (K,) broadcast over (N, K)
@@ -157,7 +179,7 @@ class EnergyRegularizer(Regularizer):
         return torch.stack([e for e, _ in self._layer_terms(model)]).sum()
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        terms = self._layer_terms(model)
+        terms = self._layer_terms(model, smooth=True)
         e_pj = torch.stack([e for e, _ in terms]).sum()
         weight_rows = torch.stack([n for _, n in terms]).sum().detach()
         e = self.hw.tech.e_cell_pj
