@@ -154,3 +154,13 @@ def sweep(
     else:
         click.echo(format_table(rows))
         click.echo(f"\nreport: {report}")
+
+
+@cli.command()
+@click.argument("sweep_dir", type=click.Path(file_okay=False))
+@click.option("--title", default=None, help="Report title.")
+def report(sweep_dir: str, title: str | None) -> None:
+    """Re-render a sweep's report.md and plots from its results.json (no training)."""
+    from hamq.experiments.report import rerender
+
+    click.echo(f"report: {rerender(Path(sweep_dir), title)}")

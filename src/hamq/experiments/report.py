@@ -46,10 +46,19 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
 
     ok = [r for r in rows if r.get("status") == "ok"]
     key, label = _cost_key(ok)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    markers = "osD^v<>"
+    bits = sorted({r["w_bits"] for r in ok}, reverse=True)
     for reg in sorted({r["regularizer"] for r in ok}):
-        sel = [r for r in ok if r["regularizer"] == reg]
-        ax.scatter([r[key] for r in sel], [100 * r["accuracy"] for r in sel], label=reg, s=28)
+        for j, b in enumerate(bits):
+            sel = [r for r in ok if r["regularizer"] == reg and r["w_bits"] == b]
+            if sel:
+                xs, ys = [r[key] for r in sel], [100 * r["accuracy"] for r in sel]
+                mark = markers[j % len(markers)]
+                ax.scatter(xs, ys, label=f"{reg}, {b}-bit", s=30, marker=mark)
+    for r in ok:
+        ax.annotate(r["name"], (r[key], 100 * r["accuracy"]), fontsize=6, alpha=0.7,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
     front = pareto_front([(r[key], r["accuracy"]) for r in ok])
     ax.plot(
         [ok[i][key] for i in front],
@@ -79,26 +88,34 @@ def pick_hamq(rows: list[dict[str, Any]], max_loss_pp: float = 2.0) -> dict[str,
 
 
 def plot_hw_hist(rows: list[dict[str, Any]], path: Path) -> bool:
-    """Baseline vs chosen HamQ run; False (no file) when either is missing."""
-    base = next(
-        (r for r in rows if r.get("regularizer") == "none" and r.get("status") == "ok"), None
-    )
+    """Chosen HamQ run vs the baseline of its bit width and seed; False when either is missing."""
     ham = pick_hamq(rows)
-    if base is None or ham is None:
+    if ham is None:
         return False
+    same = [
+        r
+        for r in rows
+        if r.get("regularizer") == "none"
+        and r.get("status") == "ok"
+        and (r.get("w_bits"), r.get("seed")) == (ham.get("w_bits"), ham.get("seed"))
+    ]
+    if not same:
+        return False
+    base = same[0]
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = max(len(base["hw_hist"]), len(ham["hw_hist"]))
+    used = [i for r in (base, ham) for i, v in enumerate(r["hw_hist"]) if v]
+    n = max(used) + 1
     xs = list(range(n))
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for r, off, name in (
         (base, -0.2, f"baseline ({base['name']})"),
         (ham, 0.2, f"HamQ ({ham['name']})"),
     ):
-        h = r["hw_hist"] + [0] * (n - len(r["hw_hist"]))
+        h = (r["hw_hist"] + [0] * n)[:n]
         total = max(1, sum(h))
         ax.bar([x + off for x in xs], [v / total for v in h], width=0.4, label=name)
     ax.set_xlabel("Hamming weight of a weight's stored word(s)")
@@ -114,6 +131,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
     """Write results.csv, pareto.png, hw_hist.png and report.md into ``out``."""
     write_csv(rows, out / "results.csv")
     atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
+    atomic_write_text(out / "command.txt", command + "\n")
     ok = [r for r in rows if r.get("status") == "ok"]
     parts = [f"# {title}", "", f"Command: `{command}`", "", format_table(rows), ""]
     if ok:
@@ -127,3 +145,18 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
     path = out / "report.md"
     atomic_write_text(path, "\n".join(parts))
     return path
+
+
+def rerender(folder: Path, title: str | None = None) -> Path:
+    """Rewrite a sweep folder's report and plots from its ``results.json``."""
+    from hamq.errors import HamqError
+
+    src = folder / "results.json"
+    if not src.is_file():
+        raise HamqError(
+            f"'{folder}' has no results.json: run hamq sweep (or hamq demo) there first"
+        )
+    rows = json.loads(src.read_text())
+    cmd = folder / "command.txt"
+    command = cmd.read_text().strip() if cmd.is_file() else f"hamq report {folder}"
+    return write_report(rows, folder, title or f"Sweep {folder.name}", command)

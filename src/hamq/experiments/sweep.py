@@ -167,9 +167,7 @@ def run_sweep(
             (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
             row.update(status=f"failed: {type(err).__name__}: {err}")
-            log(
-                f"{name}: failed ({type(err).__name__}: {err}); see {run_dir / 'error.txt'}"
-            )
+            log(f"{name}: failed ({type(err).__name__}: {err}); see {run_dir / 'error.txt'}")
         rows.append(row)
     add_reductions(rows)
     return rows
