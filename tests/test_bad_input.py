@@ -142,25 +142,25 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_eval_corrupt_model_file(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained run, free to damage."""
     import shutil
 
     run_dir = tmp_path / "copy"
     shutil.copytree(trained_run, run_dir)
+    return run_dir
+
+
+def test_eval_corrupt_model_file(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = run_copy
     (run_dir / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file")
     code, err = run(capsys, ["eval", str(run_dir)])
     assert_one_line_error(code, err, ["model.safetensors", "corrupt"])
 
 
-def test_resume_with_other_config(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import shutil
-
-    run_dir = tmp_path / "copy"
-    shutil.copytree(trained_run, run_dir)
+def test_resume_with_other_config(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = run_copy
     (run_dir / "run.json").unlink()
     code, err = run(
         capsys,
@@ -179,13 +179,8 @@ def test_resume_with_other_config(
     assert_one_line_error(code, err, ["checkpoint.safetensors", "another config"])
 
 
-def test_truncated_checkpoint_on_resume(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import shutil
-
-    run_dir = tmp_path / "copy"
-    shutil.copytree(trained_run, run_dir)
+def test_truncated_checkpoint_on_resume(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = run_copy
     (run_dir / "run.json").unlink()
     ck = run_dir / "checkpoint.safetensors"
     ck.write_bytes(ck.read_bytes()[:100])

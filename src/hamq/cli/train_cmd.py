@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hamq.cli.main import cli
+
+if TYPE_CHECKING:
+    from hamq.experiments.sweep import SweepConfig
 
 
 @cli.command()
@@ -104,18 +108,10 @@ def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
 def demo(out: str | None, quick: bool, as_json: bool) -> None:
     """Baseline vs L1 vs HamQ on the embedded digits data set, in one table."""
     from hamq.experiments.demo import default_out, demo_sweep
-    from hamq.experiments.report import write_report
-    from hamq.experiments.sweep import format_table, run_sweep
 
     folder = Path(out) if out else default_out()
-    log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
-    rows = run_sweep(demo_sweep(quick), folder, progress=not as_json, log=log)
-    write_report(rows, folder, "hamq demo (digits)", "hamq demo" + (" --quick" if quick else ""))
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    else:
-        click.echo(format_table(rows))
-        click.echo(f"\nruns and results.csv in {folder}")
+    command = "hamq demo" + (" --quick" if quick else "")
+    _sweep_and_report(demo_sweep(quick), folder, "hamq demo (digits)", command, as_json, False)
 
 
 @cli.command()
@@ -140,15 +136,24 @@ def sweep(
     """
     import sys
 
-    from hamq.experiments.report import write_report
-    from hamq.experiments.sweep import format_table, load_sweep, run_sweep
+    from hamq.experiments.sweep import load_sweep
 
     cfg = load_sweep(Path(sweep_file), list(overrides))
-    folder = Path(out)
+    command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
+    title = f"Sweep {Path(sweep_file).stem}"
+    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet)
+
+
+def _sweep_and_report(
+    cfg: SweepConfig, folder: Path, title: str, command: str, as_json: bool, quiet: bool
+) -> None:
+    """Run a sweep, write its report, print the table (or the rows as JSON)."""
+    from hamq.experiments.report import write_report
+    from hamq.experiments.sweep import format_table, run_sweep
+
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log)
-    command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
-    report = write_report(rows, folder, f"Sweep {Path(sweep_file).stem}", command)
+    report = write_report(rows, folder, title, command)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
