@@ -34,7 +34,7 @@ def test_two_run_sweep_writes_outputs_and_rerun_skips(
             {
                 "base": {"train": {"float_epochs": 2, "qat_epochs": 2}},
                 "hamming": [1.0],
-                "energy_samples": 50,
+                "energy_samples": 5000,  # more than the 360 test images: all are used
             }
         )
     )
@@ -55,10 +55,14 @@ def test_two_run_sweep_writes_outputs_and_rerun_skips(
     assert (out / "w8-baseline" / "float.safetensors").is_file()
     assert not (out / "w8-hamming-1" / "float.safetensors").exists()
     # Rerun: finished runs are reused (their files are not rewritten).
-    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")}
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*.json")}
+    mtimes |= {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")}
+    assert len(mtimes) == 6  # run.json, energy.json, model.safetensors of each run
     code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet")
     assert code == 0, err
-    assert {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")} == mtimes
+    again = {p: p.stat().st_mtime_ns for p in out.glob("*/*.json")}
+    again |= {p: p.stat().st_mtime_ns for p in out.glob("*/model.safetensors")}
+    assert again == mtimes
     assert list(csv.DictReader((out / "results.csv").open())) == rows
 
 

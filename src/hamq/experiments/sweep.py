@@ -103,22 +103,20 @@ EnergyFn = Callable[[Path, str, int], dict[str, Any] | None]
 
 
 def measure_energy(run_dir: Path, hw: str, samples: int) -> dict[str, Any] | None:
-    """Per-inference energy of a finished run (cached in ``energy.json``), or None if the
-    energy model is not available."""
+    """Per-inference energy of a finished run on at most ``samples`` test samples, cached in
+    ``energy.json`` (keyed by the hardware and the requested sample count)."""
+    from hamq.hardware.estimate import estimate_energy
+    from hamq.hardware.spec import load_hardware
+    from hamq.training.runs import load_run
+
     cache = run_dir / "energy.json"
     if cache.exists():
         cached = json.loads(cache.read_text())
-        if cached.get("_hw") == hw and cached.get("samples") == samples:
+        if cached.get("_hw") == hw and cached.get("_requested_samples") == samples:
             return cached
-    try:
-        from hamq.hardware.estimate import estimate_energy
-        from hamq.hardware.spec import load_hardware
-        from hamq.training.runs import load_run
-    except ImportError:
-        return None
     run = load_run(run_dir)
     report = estimate_energy(run.model, run.data(), load_hardware(hw), samples=samples)
-    result = {**report.to_dict(), "_hw": hw}
+    result = {**report.to_dict(), "_hw": hw, "_requested_samples": samples}
     atomic_write_text(cache, json.dumps(result, indent=2))
     return result
 
