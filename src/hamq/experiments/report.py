@@ -1,5 +1,9 @@
 """Sweep report: ``results.csv``, ``report.md`` with the paper-style table, and plots.
 
+``report.md`` holds the per-run table, then (with more than one seed) mean ± sd over seeds
+per setting, then the largest mean reduction within each accuracy-loss budget
+(``hamq.experiments.summary``).
+
 Plots (PNG, matplotlib's Agg backend, no display needed):
 - ``pareto.png``: accuracy against E_cb per inference (against ON cells when no energy was
   measured), every run a point, the Pareto front drawn, one series per regularizer;
@@ -13,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hamq.experiments.summary import format_budget_table, format_seed_table, seed_summary
 from hamq.experiments.sweep import format_table, write_csv
 from hamq.training.checkpoint import atomic_write_text
 
@@ -134,6 +139,12 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
     atomic_write_text(out / "command.txt", command + "\n")
     ok = [r for r in rows if r.get("status") == "ok"]
     parts = [f"# {title}", "", f"Command: `{command}`", "", format_table(rows), ""]
+    summary = seed_summary(rows)
+    if any(s["seeds"] > 1 for s in summary):
+        head = "Mean ± sample standard deviation over seeds:"
+        parts += [head, "", format_seed_table(summary), ""]
+    if any(s["regularizer"] != "none" for s in summary):
+        parts += [format_budget_table(summary), ""]
     if ok:
         plot_pareto(rows, out / "pareto.png")
         parts += ["![accuracy vs cost](pareto.png)", ""]
