@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from hamq.errors import HamqError
-from hamq.hardware.representation import REPRESENTATIONS
+from hamq.hardware.representation import REPRESENTATIONS, hamming_table
 from hamq.hardware.spec import ArraySpec, HardwareSpec, TechSpec
 from hamq.hardware.stats import cell_stats
 from hamq.quantization.config import QuantConfig
@@ -21,6 +21,7 @@ from hamq.quantization.convert import quantize_model, quantized_layers
 from hamq.quantization.modules import QuantLinear
 from hamq.regularizers import REGULARIZERS, RegularizerConfig, build_regularizer
 from hamq.regularizers.hamming import HammingRegularizer, hold_range
+from hamq.regularizers.surrogates import envelope_table
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -28,7 +29,11 @@ SURROGATES = {  # name -> RegularizerConfig fields
     "interp-exact": {"surrogate": "interp", "smooth": 0.0},
     "interp-default": {"surrogate": "interp"},  # smooth = 4 integer units
     "sin": {"surrogate": "sin"},
+    "envelope": {"surrogate": "envelope"},  # slope = 0.1 ON bits per integer unit
 }
+# Surrogates that keep the exact table's local detail (the envelope deliberately sends -1
+# and +1 alike one step to 0).
+LOCAL = ["interp-exact", "interp-default", "sin"]
 
 
 def hw_spec(rep: str) -> HardwareSpec:
@@ -150,7 +155,8 @@ def test_hamming_penalty_descent_lowers_exact_hamming_weight(rep: str, surrogate
     # d penalty / d w = slope / (n * s), so lr = k * n * s**2 moves t by k * slope integer
     # units. The smoothed table has gentler slopes, so it takes larger and more steps; the
     # exact table's steep steps overshoot with k >= 1 (measured: HW up 4-11% at k = 3).
-    k, steps = (1.0, 30) if surrogate == "interp-default" else (0.3, 10)
+    # The envelope's slope is 0.1 per unit: k = 3 moves a weight 0.3 units per step.
+    k, steps = {"interp-default": (1.0, 30), "envelope": (3.0, 30)}.get(surrogate, (0.3, 10))
     opt = torch.optim.SGD([layer.weight], lr=k * n * s * s)
     before = _total_hw(layer, rep)
     for _ in range(steps):
@@ -159,11 +165,11 @@ def test_hamming_penalty_descent_lowers_exact_hamming_weight(rep: str, surrogate
         opt.step()
     after = _total_hw(layer, rep)
     assert float(layer.weight_scale()) == pytest.approx(s)  # range held
-    # Measured: -12..-18% (exact, sin), -6..-11% (smoothed).
+    # Measured: -12..-18% (exact, sin), -6..-11% (smoothed), -43..-59% (envelope).
     assert after < 0.95 * before, f"exact HW {before} -> {after}"
 
 
-@pytest.mark.parametrize("surrogate", SURROGATES)
+@pytest.mark.parametrize("surrogate", LOCAL)
 def test_twos_complement_penalizes_minus_one_over_plus_one(surrogate: str) -> None:
     bits = 8
     neg = nn.Sequential(linear_with_codes([127] + [-1] * 31, bits))
@@ -271,3 +277,63 @@ def test_build_regularizer_unknown_name_lists_valid_ones() -> None:
     assert "did you mean 'hamming'" in msg
     for valid in ["none", "hamming", "l1", *REGULARIZERS]:
         assert valid in msg
+
+
+# ----------------------------------------------------------------------------- envelope
+def _envelope_brute(table: list[float], slope: float) -> list[float]:
+    n = len(table)
+    return [min(table[j] + slope * abs(i - j) for j in range(n)) for i in range(n)]
+
+
+@pytest.mark.parametrize("slope", [0.05, 0.1, 0.37, 1.0, 5.0])
+def test_envelope_matches_brute_force_min_plus(slope: float) -> None:
+    g = torch.Generator().manual_seed(3)
+    table = torch.randint(0, 9, (63,), generator=g).to(torch.float64)
+    got = envelope_table(table, slope)
+    assert got.tolist() == pytest.approx(_envelope_brute(table.tolist(), slope))
+
+
+@pytest.mark.parametrize("rep", REPRESENTATIONS)
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_envelope_minima_are_exact_cheap_codes(rep: str, bits: int) -> None:
+    slope = 0.1
+    m = 2 ** (bits - 1) - 1
+    exact = torch.tensor([ref_hw(q, bits, rep) for q in range(-m, m + 1)], dtype=torch.float64)
+    env = envelope_table(hamming_table(bits, rep), slope).to(torch.float64)
+    assert bool((env <= exact + 1e-9).all())
+    steps = env.diff()
+    assert bool(((steps.abs() - slope).abs() < 1e-6).logical_or(steps.abs() < 1e-6).all()), (
+        "between integers the envelope's slope is 0 or +-slope"
+    )
+    # A local minimum (no lower neighbour) costs exactly the code's Hamming weight.
+    for i in range(env.numel()):
+        left = env[i - 1] if i > 0 else float("inf")
+        right = env[i + 1] if i + 1 < env.numel() else float("inf")
+        if env[i] < left - 1e-9 and env[i] < right - 1e-9:
+            assert float(env[i]) == pytest.approx(float(exact[i])), f"code {i - m}"
+    # The envelope at 8 bits differential, slope 0.1: 32 (HW 1) is its own minimum.
+    if rep == "differential" and bits == 8:
+        assert float(env[m + 32]) == 1.0 and float(env[m + 35]) == pytest.approx(1.3)
+
+
+def test_envelope_with_a_steep_slope_is_the_exact_table() -> None:
+    table = hamming_table(6, "twos_complement")
+    assert envelope_table(table, 8.0).tolist() == table.tolist()
+
+
+def test_envelope_rejects_a_non_positive_slope() -> None:
+    with pytest.raises(ValueError, match="slope"):
+        envelope_table(hamming_table(4, "differential"), 0.0)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"surrogate": "interp", "slope": 0.2}, "slope is used by surrogate envelope only"),
+        ({"surrogate": "envelope", "smooth": 2.0}, "envelope takes slope"),
+        ({"surrogate": "envelope", "slope": 0.0}, "greater than 0"),
+    ],
+)
+def test_envelope_options_are_validated(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RegularizerConfig(name="hamming", **{"lambda": 1.0}, **fields)

@@ -21,15 +21,20 @@ class RegularizerConfig(Section):
         ``energy`` (modeled crossbar energy).
     lambda: weight of the term in the loss (>= 0).
     surrogate: for ``hamming``: ``interp`` (exact Hamming weight of the stored words,
-        linearly interpolated between integers) or ``sin`` (each bit as a sinusoid).
+        linearly interpolated between integers, after Gaussian smoothing), ``envelope``
+        (the table's lower envelope at ``slope`` per integer unit, interpolated; its
+        minima are exact cheap codes) or ``sin`` (each bit as a sinusoid).
     smooth: for ``interp``: width (integer units) of the Gaussian that smooths the exact
         cost table before interpolation; 0 = the exact table (see surrogates.smooth_table).
+    slope: for ``envelope``: cost (ON bits) of moving a weight one integer unit; smaller
+        leaves fewer and cheaper codes to settle on (see surrogates.envelope_table).
     """
 
     name: str = "none"
     lambda_: float = Field(0.0, ge=0, alias="lambda")
-    surrogate: Literal["interp", "sin"] = "interp"
+    surrogate: Literal["interp", "envelope", "sin"] = "interp"
     smooth: float = Field(4.0, ge=0, le=64)
+    slope: float = Field(0.1, gt=0, le=8)
 
     @model_validator(mode="after")
     def _fields_used(self) -> RegularizerConfig:
@@ -39,6 +44,12 @@ class RegularizerConfig(Section):
         if self.smooth != 4.0 and self.name not in ("hamming", "energy"):
             raise ValueError(
                 f"regularizer.smooth is used by hamming and energy only, not {self.name}"
+            )
+        if self.slope != 0.1 and self.surrogate != "envelope":
+            raise ValueError("regularizer.slope is used by surrogate envelope only")
+        if self.smooth != 4.0 and self.surrogate == "envelope":
+            raise ValueError(
+                "regularizer.smooth is used by surrogate interp only; envelope takes slope"
             )
         return self
 

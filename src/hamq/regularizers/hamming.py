@@ -14,7 +14,7 @@ from torch import nn
 from hamq.hardware.representation import hamming_table
 from hamq.quantization.convert import quantized_layers
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
-from hamq.regularizers.surrogates import interp_cost, sin_hamming, smooth_table
+from hamq.regularizers.surrogates import envelope_table, interp_cost, sin_hamming, smooth_table
 
 
 def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
@@ -31,24 +31,29 @@ def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
 
 @register("hamming")
 class HammingRegularizer(Regularizer):
-    """Representation-aware HamQ regularizer (surrogate ``interp`` or ``sin``)."""
+    """Representation-aware HamQ regularizer (surrogate ``interp``, ``envelope`` or ``sin``)."""
 
     def __init__(self, cfg: RegularizerConfig, hw) -> None:
         super().__init__(cfg, hw)
         self.surrogate = cfg.surrogate
         self.sigma = cfg.smooth
+        self.slope = cfg.slope
         self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     def _table(self, bits: int, device: torch.device) -> torch.Tensor:
         key = (bits, device)
         if key not in self._tables:
             table = hamming_table(bits, self.hw.representation)
-            self._tables[key] = smooth_table(table, self.sigma).to(device)
+            if self.surrogate == "envelope":
+                table = envelope_table(table, self.slope)
+            else:
+                table = smooth_table(table, self.sigma)
+            self._tables[key] = table.to(device)
         return self._tables[key]
 
     def layer_cost(self, t: torch.Tensor, bits: int) -> torch.Tensor:
         """Surrogate Hamming weight of each weight (same shape as ``t``)."""
-        if self.surrogate == "interp":
+        if self.surrogate in ("interp", "envelope"):
             return interp_cost(t, self._table(bits, t.device))
         return sin_hamming(t, bits, self.hw.representation)
 
