@@ -100,9 +100,31 @@ def test_penalty_scale_is_like_hamming() -> None:
 
 def test_errors() -> None:
     hw = load_hardware("rram-1b")
-    with pytest.raises(pydantic.ValidationError, match="surrogate is used by hamming only"):
+    with pytest.raises(pydantic.ValidationError, match="surrogate sin is used by hamming only"):
         RegularizerConfig(name="energy", surrogate="sin", **{"lambda": 1.0})
     m, _ = model_and_data()
     reg = build_regularizer(RegularizerConfig(name="energy", **{"lambda": 1.0}), hw)
     with pytest.raises(HamqError, match="attach"):
         reg(m)
+
+
+def test_envelope_table_keeps_exact_energy_at_its_minima() -> None:
+    """With ``surrogate: envelope`` the training table is the exact per-code energy's lower
+    envelope at ``slope`` stored bits' energy per unit: never above the exact table, equal
+    to it at every local minimum, and 0.1 * e_bit apart between neighbours at most."""
+    hw = load_hardware("rram-2b-40nm")
+    cfg = RegularizerConfig(name="energy", surrogate="envelope", **{"lambda": 1.0})
+    reg = build_regularizer(cfg, hw)
+    exact = reg._cost_table(8, torch.device("cpu"), smooth=False).double()
+    env = reg._cost_table(8, torch.device("cpu"), smooth=True).double()
+    e = hw.tech.e_cell_pj
+    step = 0.1 * (e[-1] - e[0]) / hw.cell_bits
+    assert bool((env <= exact + 1e-6).all()) and float(env.diff().abs().max()) <= step + 1e-6
+    minima = [
+        i
+        for i in range(1, env.numel() - 1)
+        if env[i] < env[i - 1] - 1e-9 and env[i] < env[i + 1] - 1e-9
+    ]
+    assert minima, "the envelope has interior minima"
+    assert env[minima].tolist() == pytest.approx(exact[minima].tolist(), abs=1e-5)
+    assert float((exact - env).max()) > step  # it differs from the exact table elsewhere

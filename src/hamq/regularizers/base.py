@@ -20,8 +20,9 @@ class RegularizerConfig(Section):
     name: ``none``, ``hamming`` (HamQ), ``l1``, ``bits`` (twofold bit sparsity) or
         ``energy`` (modeled crossbar energy).
     lambda: weight of the term in the loss (>= 0).
-    surrogate: for ``hamming``: ``interp`` (exact Hamming weight of the stored words,
-        linearly interpolated between integers, after Gaussian smoothing), ``envelope``
+    surrogate: for ``hamming`` (``energy``: ``interp`` or ``envelope``): ``interp`` (exact
+        Hamming weight of the stored words, after Gaussian smoothing, linearly
+        interpolated between integers), ``envelope``
         (the table's lower envelope at ``slope`` per integer unit, interpolated; its
         minima are exact cheap codes) or ``sin`` (each bit as a sinusoid).
     smooth: for ``interp``: width (integer units) of the Gaussian that smooths the exact
@@ -39,8 +40,12 @@ class RegularizerConfig(Section):
     @model_validator(mode="after")
     def _fields_used(self) -> RegularizerConfig:
         # Never accept an option that would be silently ignored.
-        if self.surrogate != "interp" and self.name != "hamming":
-            raise ValueError(f"regularizer.surrogate is used by hamming only, not {self.name}")
+        if self.surrogate == "sin" and self.name != "hamming":
+            raise ValueError(f"regularizer.surrogate sin is used by hamming only, not {self.name}")
+        if self.surrogate != "interp" and self.name not in ("hamming", "energy"):
+            raise ValueError(
+                f"regularizer.surrogate is used by hamming and energy only, not {self.name}"
+            )
         if self.smooth != 4.0 and self.name not in ("hamming", "energy"):
             raise ValueError(
                 f"regularizer.smooth is used by hamming and energy only, not {self.name}"

@@ -21,9 +21,10 @@ measured counts every row with activity 1.
 
 **Training penalty.** As for ``hamming`` (``docs/regularizers.md``), the penalty uses the
 cost table smoothed by a Gaussian of ``regularizer.smooth`` integer units (the exact table
-only pulls weights into the nearest local minimum) and holds the weights that set the range
-(``hold_range``); :meth:`estimate_pj` uses the exact table. Activity is measured on one
-training batch in ``MEASURE_EVERY``.
+only pulls weights into the nearest local minimum) or, with ``surrogate: envelope``, its
+lower envelope at ``regularizer.slope`` stored bits' energy per integer unit; and it holds
+the weights that set the range (``hold_range``); :meth:`estimate_pj` uses the exact table.
+Activity is measured on one training batch in ``MEASURE_EVERY``.
 
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
 ``E_unit = e_bit_pj * sum_layers sum_r a[r] * N / n_layers``; ``e_bit_pj =
@@ -54,7 +55,7 @@ from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantConv2d, QuantLayer
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
 from hamq.regularizers.hamming import hold_range
-from hamq.regularizers.surrogates import interp_cost, smooth_table
+from hamq.regularizers.surrogates import envelope_table, interp_cost, smooth_table
 
 MOMENTUM = 0.1
 # Activity is a running average (momentum 0.1, a window of ~10 measurements); measuring on
@@ -91,6 +92,8 @@ class EnergyRegularizer(Regularizer):
     def __init__(self, cfg: RegularizerConfig, hw: HardwareSpec) -> None:
         super().__init__(cfg, hw)
         self.sigma = cfg.smooth
+        self.surrogate = cfg.surrogate
+        self.slope = cfg.slope
         self._tables: dict[tuple[int, torch.device, bool], torch.Tensor] = {}
         self._names: dict[str, str] = {}
         self._calls: dict[str, int] = {}
@@ -147,7 +150,10 @@ class EnergyRegularizer(Regularizer):
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
                                   self.hw.tech.e_cell_pj)  # fmt: skip
-            if smooth:
+            if smooth and self.surrogate == "envelope":
+                # slope in ON bits per unit -> pJ per unit: one stored bit's energy.
+                t = envelope_table(t.to(torch.float64), self.slope * self._e_bit_pj())
+            elif smooth:
                 t = smooth_table(t.to(torch.float64), self.sigma)
             self._tables[key] = t.to(device=device, dtype=torch.float32)
         return self._tables[key]
@@ -174,6 +180,11 @@ class EnergyRegularizer(Regularizer):
             terms.append(((act * cost).sum(), act.sum()))
         return terms
 
+    def _e_bit_pj(self) -> float:
+        """Energy of one stored bit ON: (top level - level 0) / bits per cell."""
+        e = self.hw.tech.e_cell_pj
+        return (e[-1] - e[0]) / self.hw.cell_bits
+
     def estimate_pj(self, model: nn.Module) -> torch.Tensor:
         """The differentiable E_cb estimate per inference, in pJ (scalar)."""
         return torch.stack([e for e, _ in self._layer_terms(model)]).sum()
@@ -182,7 +193,5 @@ class EnergyRegularizer(Regularizer):
         terms = self._layer_terms(model, smooth=True)
         e_pj = torch.stack([e for e, _ in terms]).sum()
         weight_rows = torch.stack([n for _, n in terms]).sum().detach()
-        e = self.hw.tech.e_cell_pj
-        e_bit_pj = (e[-1] - e[0]) / self.hw.cell_bits
-        e_unit = e_bit_pj * weight_rows.clamp_min(1e-12) / len(terms)
+        e_unit = self._e_bit_pj() * weight_rows.clamp_min(1e-12) / len(terms)
         return e_pj / e_unit
