@@ -329,11 +329,24 @@ def test_envelope_rejects_a_non_positive_slope() -> None:
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"surrogate": "interp", "slope": 0.2}, "slope is used by surrogate envelope only"),
-        ({"surrogate": "envelope", "smooth": 2.0}, "envelope takes slope"),
+        ({"surrogate": "interp", "slope": 0.2}, "slope is used by surrogate envelope"),
+        ({"surrogate": "envelope", "smooth": 2.0}, "smooth is used by surrogate interp only"),
+        ({"smooth": 2.0}, "set regularizer.surrogate=interp"),
         ({"surrogate": "envelope", "slope": 0.0}, "greater than 0"),
     ],
 )
 def test_envelope_options_are_validated(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RegularizerConfig(name="hamming", **{"lambda": 1.0}, **fields)
+
+
+def test_unused_surrogate_options_are_refused_for_l1_but_stored_defaults_load() -> None:
+    with pytest.raises(ValueError, match="slope is used by hamming and energy only"):
+        RegularizerConfig(name="l1", slope=0.2)
+    with pytest.raises(ValueError, match="surrogate sin is used by hamming only"):
+        RegularizerConfig(name="l1", surrogate="sin")
+    # What run folders store for an L1 run (all fields, defaults included), now and before
+    # envelope became the default.
+    for stored in ({"surrogate": "envelope"}, {"surrogate": "interp"}):
+        cfg = RegularizerConfig(name="l1", **stored, smooth=4.0, slope=0.1)
+        assert cfg.name == "l1"

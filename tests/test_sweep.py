@@ -12,7 +12,7 @@ from hamq.cli.main import main
 from hamq.config_base import validate
 from hamq.errors import HamqError
 from hamq.experiments.report import pareto_front
-from hamq.experiments.sweep import load_sweep, variants
+from hamq.experiments.sweep import load_sweep, run_config, variants
 from hamq.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,15 +120,22 @@ def test_recipe_files_validate(path: Path) -> None:
 def test_sweep_files_validate(path: Path) -> None:
     sweep = load_sweep(path)
     names = [n for n, _ in variants(sweep)]
-    assert len(names) == len(set(names)) and names[0].endswith("baseline")
+    assert len(names) == len(set(names)) and "-baseline" in names[0]
+    # Every run of every seed validates as a run config.
+    for _, overrides in variants(sweep):
+        run_config(sweep, overrides)
 
 
-def test_share_float_points_runs_at_the_first_run(tmp_path: Path) -> None:
+def test_share_float_points_runs_at_the_first_run_of_their_seed(tmp_path: Path) -> None:
     sweep = load_sweep(REPO / "configs" / "sweeps" / "kws.yaml")
+    assert len(sweep.seeds) > 1
     runs = variants(sweep, tmp_path)
-    assert not any("init_from" in o for o in runs[0][1])
-    first = str(tmp_path / runs[0][0])
-    assert all(f"train.init_from={first}" in ov for _, ov in runs[1:])
+    for seed in sweep.seeds:
+        mine = [(n, ov) for n, ov in runs if f"seed={seed}" in ov]
+        assert len(mine) == len(runs) // len(sweep.seeds)
+        assert not any("init_from" in o for o in mine[0][1])
+        first = str(tmp_path / mine[0][0])
+        assert all(f"train.init_from={first}" in ov for _, ov in mine[1:])
 
 
 def test_pareto_front_against_brute_force() -> None:

@@ -33,28 +33,39 @@ class RegularizerConfig(Section):
 
     name: str = "none"
     lambda_: float = Field(0.0, ge=0, alias="lambda")
-    surrogate: Literal["interp", "envelope", "sin"] = "interp"
+    surrogate: Literal["interp", "envelope", "sin"] = "envelope"
     smooth: float = Field(4.0, ge=0, le=64)
     slope: float = Field(0.1, gt=0, le=8)
 
     @model_validator(mode="after")
     def _fields_used(self) -> RegularizerConfig:
-        # Never accept an option that would be silently ignored.
+        # Never accept an option that would be silently ignored. Run folders store the whole
+        # config, defaults included; hamq < 0.2 stored ``surrogate: interp`` (then the
+        # default) for every regularizer, so that value stays accepted where it is unused.
+        uses_table = self.name in ("hamming", "energy")
         if self.surrogate == "sin" and self.name != "hamming":
             raise ValueError(f"regularizer.surrogate sin is used by hamming only, not {self.name}")
-        if self.surrogate != "interp" and self.name not in ("hamming", "energy"):
+        if self.surrogate not in ("envelope", "interp") and not uses_table:
             raise ValueError(
                 f"regularizer.surrogate is used by hamming and energy only, not {self.name}"
             )
-        if self.smooth != 4.0 and self.name not in ("hamming", "energy"):
+        if self.smooth != 4.0 and not uses_table:
             raise ValueError(
                 f"regularizer.smooth is used by hamming and energy only, not {self.name}"
             )
-        if self.slope != 0.1 and self.surrogate != "envelope":
-            raise ValueError("regularizer.slope is used by surrogate envelope only")
-        if self.smooth != 4.0 and self.surrogate == "envelope":
+        if self.slope != 0.1 and not uses_table:
             raise ValueError(
-                "regularizer.smooth is used by surrogate interp only; envelope takes slope"
+                f"regularizer.slope is used by hamming and energy only, not {self.name}"
+            )
+        if self.slope != 0.1 and self.surrogate != "envelope":
+            raise ValueError(
+                "regularizer.slope is used by surrogate envelope (the default) only, "
+                f"not {self.surrogate}"
+            )
+        if self.smooth != 4.0 and self.surrogate != "interp":
+            raise ValueError(
+                "regularizer.smooth is used by surrogate interp only; set "
+                f"regularizer.surrogate=interp, or use regularizer.slope with {self.surrogate}"
             )
         return self
 
