@@ -17,7 +17,7 @@ from hamq.experiments.sweep import add_reductions
 
 def _row(seed: int, reg: str, lam: float, acc: float, cells: int, e_cb: float) -> dict:
     return {
-        "name": f"{reg}-{lam}-s{seed}",
+        "name": f"w8-{reg}-{lam:g}-s{seed}" if reg != "none" else f"w8-baseline-s{seed}",
         "status": "ok",
         "seed": seed,
         "w_bits": 8,
@@ -39,7 +39,7 @@ def rows() -> list[dict]:
         _row(1, "none", 0.0, 0.80, 200, 20.0),
         _row(1, "hamming", 1.0, 0.80, 100, 11.0),
         _row(1, "hamming", 4.0, 0.78, 90, 9.0),
-        {"name": "broken", "status": "failed: x", "seed": 1, "w_bits": 8},
+        {"name": "w8-hamming-4-s1", "status": "failed: x", "seed": 1, "w_bits": 8},
     ]
     rows[-1].update(regularizer="hamming", **{"lambda": 4.0})
     add_reductions(rows)
@@ -48,10 +48,10 @@ def rows() -> list[dict]:
 
 def test_seed_summary_matches_statistics_module(rows: list[dict]) -> None:
     summary = seed_summary(rows)
-    assert [(s["regularizer"], s["lambda"], s["seeds"]) for s in summary] == [
-        ("none", 0.0, 2),
-        ("hamming", 1.0, 2),
-        ("hamming", 4.0, 2),  # the failed run is not counted
+    assert [(s["setting"], s["family"], s["seeds"]) for s in summary] == [
+        ("w8-baseline", "baseline", 2),
+        ("w8-hamming-1", "hamming", 2),
+        ("w8-hamming-4", "hamming", 2),  # the failed run is not counted
     ]
     h1 = summary[1]
     reds = [1 - 6.0 / 10.0, 1 - 11.0 / 20.0]
@@ -77,11 +77,31 @@ def test_best_within_respects_the_budget(rows: list[dict]) -> None:
     assert best_within(summary, 0.1, 8, "hamming") is None
     assert best_within(summary, 5.0, 6, "hamming") is None  # no 6-bit runs
     table = format_budget_table(summary, budgets_pp=(0.1, 1.0, 3.5))
-    line = next(x for x in table.splitlines() if x.startswith("| 8 | hamming"))
+    line = next(x for x in table.splitlines() if x.startswith("| 8 | hamming |"))
     assert line == "| 8 | hamming |  | 42.5% (λ 1) | 57.5% (λ 4) |"
 
 
 def test_seed_table_shows_mean_and_sd(rows: list[dict]) -> None:
     table = format_seed_table(seed_summary(rows))
     sd = 100 * statistics.stdev([0.4, 0.5])
-    assert f"| 8 | hamming | 1 | 2 | -0.50 ± 0.71 | 45.0% ± {sd:.1f}% |" in table
+    assert f"| w8-hamming-1 | 2 | -0.50 ± 0.71 | 45.0% ± {sd:.1f}% |" in table
+
+
+def test_extra_runs_with_the_same_lambda_are_separate_settings() -> None:
+    rows = [
+        _row(0, "none", 0.0, 0.90, 100, 10.0),
+        _row(0, "hamming", 2.0, 0.89, 60, 6.0),
+        {**_row(0, "hamming", 2.0, 0.88, 80, 8.0), "name": "w8-smooth4-2"},
+        {**_row(0, "hamming", 2.0, 0.88, 70, 7.0), "name": "w8-sin"},
+    ]
+    add_reductions(rows)
+    summary = seed_summary(rows)
+    assert [(s["setting"], s["family"]) for s in summary] == [
+        ("w8-baseline", "baseline"),
+        ("w8-hamming-2", "hamming"),
+        ("w8-smooth4-2", "smooth4"),
+        ("w8-sin", "sin"),
+    ]
+    assert all(s["seeds"] == 1 for s in summary)
+    assert best_within(summary, 5.0, 8, "smooth4")["e_cb_reduction"] == pytest.approx(0.2)
+    assert "| 8 | smooth4 |" in format_budget_table(summary)

@@ -28,26 +28,46 @@ def mean_sd(values: list[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def seed_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (w_bits, regularizer, lambda) over the finished runs of every seed.
+def setting_of(row: dict[str, Any]) -> str:
+    """The run's name without its seed suffix (``w8-hamming-1-s2`` -> ``w8-hamming-1``)."""
+    name, sfx = str(row["name"]), f"-s{row.get('seed')}"
+    return name[: -len(sfx)] if name.endswith(sfx) else name
 
-    Each entry holds ``w_bits``, ``regularizer``, ``lambda``, ``seeds`` (how many runs) and,
-    per metric of ``METRICS`` present in all its runs, ``<metric>`` (mean) and
-    ``<metric>_sd`` (sample standard deviation, None with one seed). Entries keep the
-    order in which their first run appears.
+
+def family_of(row: dict[str, Any]) -> str:
+    """The setting without its bit width and lambda: a method whose lambdas form one front
+    (``w8-hamming-1`` -> ``hamming``, ``w6-smooth4-4`` -> ``smooth4``)."""
+    name = setting_of(row)
+    prefix = f"w{row.get('w_bits')}-"
+    name = name[len(prefix) :] if name.startswith(prefix) else name
+    lam = row.get("lambda")
+    sfx = f"-{lam:g}" if isinstance(lam, (int, float)) else None
+    return name[: -len(sfx)] if sfx and name.endswith(sfx) and name != sfx else name
+
+
+def seed_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per setting (a run name less its seed suffix) over the finished runs of
+    every seed.
+
+    Each entry holds ``setting``, ``family`` (see :func:`family_of`), ``w_bits``,
+    ``regularizer``, ``lambda``, ``seeds`` (how many runs) and, per metric of ``METRICS``
+    present in all its runs, ``<metric>`` (mean) and ``<metric>_sd`` (sample standard
+    deviation, None with one seed). Entries keep the order of their first run.
     """
-    groups: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("status") != "ok" or "accuracy_delta_pp" not in r:
             continue
-        key = (r.get("w_bits"), r.get("regularizer"), r.get("lambda"))
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(setting_of(r), []).append(r)
     out = []
-    for (bits, reg, lam), runs in groups.items():
+    for setting, runs in groups.items():
+        first = runs[0]
         entry: dict[str, Any] = {
-            "w_bits": bits,
-            "regularizer": reg,
-            "lambda": lam,
+            "setting": setting,
+            "family": family_of(first),
+            "w_bits": first.get("w_bits"),
+            "regularizer": first.get("regularizer"),
+            "lambda": first.get("lambda"),
             "seeds": len(runs),
         }
         for m in METRICS:
@@ -62,16 +82,16 @@ def best_within(
     summary: list[dict[str, Any]],
     budget_pp: float,
     w_bits: int,
-    regularizer: str,
+    family: str,
     metric: str = "e_cb_reduction",
 ) -> dict[str, Any] | None:
-    """The entry of ``regularizer`` at ``w_bits`` with the largest mean ``metric`` whose mean
+    """The entry of ``family`` at ``w_bits`` with the largest mean ``metric`` whose mean
     accuracy loss is at most ``budget_pp``; None when no entry qualifies."""
     ok = [
         s
         for s in summary
         if s["w_bits"] == w_bits
-        and s["regularizer"] == regularizer
+        and s["family"] == family
         and metric in s
         and s["accuracy_delta_pp"] >= -budget_pp - BUDGET_TOL_PP
     ]
@@ -94,15 +114,13 @@ def _metric_key(summary: list[dict[str, Any]]) -> tuple[str, str]:
 def format_seed_table(summary: list[dict[str, Any]]) -> str:
     """Markdown: mean ± sd over seeds of Δacc and the reductions, one line per setting."""
     has_energy = all("e_cb_reduction" in s for s in summary)
-    head = ["bits", "regularizer", "λ", "seeds", "Δacc (pp)", "ON red."]
+    head = ["setting", "seeds", "Δacc (pp)", "ON red."]
     if has_energy:
         head += ["E_cb red.", "E_cb&AD red."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         cells = [
-            str(s["w_bits"]),
-            str(s["regularizer"]),
-            f"{s['lambda']:g}" if s["regularizer"] != "none" else "",
+            s["setting"],
             str(s["seeds"]),
             _pm(s.get("accuracy_delta_pp"), s.get("accuracy_delta_pp_sd"), 1, "{:+.2f}"),
             _pm(s.get("cells_on_reduction"), s.get("cells_on_reduction_sd"), 100, "{:.1f}%"),
@@ -117,12 +135,13 @@ def format_seed_table(summary: list[dict[str, Any]]) -> str:
 def format_budget_table(
     summary: list[dict[str, Any]], budgets_pp: tuple[float, ...] = LOSS_BUDGETS_PP
 ) -> str:
-    """Markdown: per bit width and regularizer, the largest mean reduction whose mean
-    accuracy loss stays within each budget (the lambda that gives it in brackets)."""
+    """Markdown: per bit width and method (:func:`family_of`), the largest mean reduction
+    whose mean accuracy loss stays within each budget (the lambda that gives it in
+    brackets)."""
     key, label = _metric_key(summary)
-    regs = [r for r in dict.fromkeys(s["regularizer"] for s in summary) if r != "none"]
+    fams = list(dict.fromkeys(s["family"] for s in summary if s["regularizer"] != "none"))
     bits = list(dict.fromkeys(s["w_bits"] for s in summary))
-    head = ["bits", "regularizer", *[f"≤ {b:g} pp" for b in budgets_pp]]
+    head = ["bits", "method", *[f"≤ {b:g} pp" for b in budgets_pp]]
     lines = [
         f"Largest mean {label} with mean accuracy loss within the budget (λ):",
         "",
@@ -130,10 +149,12 @@ def format_budget_table(
         "|" + "---|" * len(head),
     ]
     for b in bits:
-        for reg in regs:
-            cells = [str(b), reg]
+        for fam in fams:
+            if not any(s["w_bits"] == b and s["family"] == fam for s in summary):
+                continue
+            cells = [str(b), fam]
             for budget in budgets_pp:
-                best = best_within(summary, budget, b, reg, key)
+                best = best_within(summary, budget, b, fam, key)
                 text = "" if best is None else f"{100 * best[key]:.1f}% (λ {best['lambda']:g})"
                 cells.append(text)
             lines.append("| " + " | ".join(cells) + " |")
