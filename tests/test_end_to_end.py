@@ -17,7 +17,10 @@ def demo_config(*overrides: str) -> TrainConfig:
 
 
 @pytest.mark.slow
-def test_hamq_cuts_on_cells_by_30_percent_within_2_points(tmp_path: Path) -> None:
+def test_hamq_cuts_on_cells_by_half_within_2_points(tmp_path: Path) -> None:
+    """The core issue asked for >= 30% fewer ON cells within 2 pp; with the envelope
+    surrogate (default) we measured 65.4% at -0.8 pp (the smoothed table: 41.4%), so the
+    bar here is 50%."""
     base = train_run(demo_config("regularizer.name=none"), tmp_path / "base", progress=False)
     ham = train_run(
         demo_config("regularizer.name=hamming", "regularizer.lambda=0.5"),
@@ -28,6 +31,6 @@ def test_hamq_cuts_on_cells_by_30_percent_within_2_points(tmp_path: Path) -> Non
     # Same seed, same float pre-training: the runs differ only by the regularizer.
     assert base["history"][19] == ham["history"][19]
     reduction = 1 - ham["cells"]["on"] / base["cells"]["on"]
-    assert reduction >= 0.30, f"ON cells {base['cells']['on']} -> {ham['cells']['on']}"
+    assert reduction >= 0.50, f"ON cells {base['cells']['on']} -> {ham['cells']['on']}"
     assert ham["accuracy"] >= base["accuracy"] - 0.02
     assert base["accuracy"] >= 0.95
