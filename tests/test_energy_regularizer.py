@@ -115,8 +115,8 @@ def test_envelope_table_keeps_exact_energy_at_its_minima() -> None:
     hw = load_hardware("rram-2b-40nm")
     cfg = RegularizerConfig(name="energy", surrogate="envelope", **{"lambda": 1.0})
     reg = build_regularizer(cfg, hw)
-    exact = reg._cost_table(8, torch.device("cpu"), smooth=False).double()
-    env = reg._cost_table(8, torch.device("cpu"), smooth=True).double()
+    exact = reg._cost_table(8, torch.device("cpu"), training=False).double()
+    env = reg._cost_table(8, torch.device("cpu"), training=True).double()
     e = hw.tech.e_cell_pj
     step = 0.1 * (e[-1] - e[0]) / hw.cell_bits
     assert bool((env <= exact + 1e-6).all()) and float(env.diff().abs().max()) <= step + 1e-6

@@ -19,11 +19,12 @@ updates a running average (momentum 0.1, the first measurement replaces it) kept
 per layer (``act_<i>``, shape ``(groups, C_in/groups, kh, kw)`` or ``(K,)``). A layer not yet
 measured counts every row with activity 1.
 
-**Training penalty.** As for ``hamming`` (``docs/regularizers.md``), the penalty uses the
-cost table smoothed by a Gaussian of ``regularizer.smooth`` integer units (the exact table
-only pulls weights into the nearest local minimum) or, with ``surrogate: envelope``, its
-lower envelope at ``regularizer.slope`` stored bits' energy per integer unit; and it holds
-the weights that set the range (``hold_range``); :meth:`estimate_pj` uses the exact table.
+**Training penalty.** As for ``hamming`` (``docs/regularizers.md``), the penalty uses a
+surrogate of the cost table (the exact table only pulls weights into the nearest local
+minimum): by default (``surrogate: envelope``) its lower envelope at ``regularizer.slope``
+stored bits' energy per integer unit, or (``surrogate: interp``) the table smoothed by a
+Gaussian of ``regularizer.smooth`` integer units; and it holds the weights that set the
+range (``hold_range``). :meth:`estimate_pj` uses the exact table.
 Activity is measured on one training batch in ``MEASURE_EVERY``.
 
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
@@ -145,25 +146,26 @@ class EnergyRegularizer(Regularizer):
             current.copy_(rows)
             measured.fill_(True)
 
-    def _cost_table(self, bits: int, device: torch.device, smooth: bool) -> torch.Tensor:
-        key = (bits, device, smooth)
+    def _cost_table(self, bits: int, device: torch.device, training: bool) -> torch.Tensor:
+        """The exact per-code energy table, or (``training``) the penalty's surrogate of it."""
+        key = (bits, device, training)
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
                                   self.hw.tech.e_cell_pj)  # fmt: skip
-            if smooth and self.surrogate == "envelope":
+            if training and self.surrogate == "envelope":
                 # slope in ON bits per unit -> pJ per unit: one stored bit's energy.
                 t = envelope_table(t.to(torch.float64), self.slope * self._e_bit_pj())
-            elif smooth:
+            elif training:
                 t = smooth_table(t.to(torch.float64), self.sigma)
             self._tables[key] = t.to(device=device, dtype=torch.float32)
         return self._tables[key]
 
     def _layer_terms(
-        self, model: nn.Module, smooth: bool = False
+        self, model: nn.Module, training: bool = False
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(E_cb estimate in pJ, activity-weighted weight count) of every quantized layer.
 
-        ``smooth``: the training penalty's smoothed table and range hold; else exact.
+        ``training``: the training penalty's surrogate table and range hold; else exact.
         """
         if not self._names:
             raise HamqError("the energy regularizer was not attached; call attach(model) first")
@@ -171,8 +173,8 @@ class EnergyRegularizer(Regularizer):
         for name, layer in quantized_layers(model):
             act = getattr(self, self._names[name])
             t = layer.weight_continuous()
-            cost = interp_cost(t, self._cost_table(layer.w_bits, t.device, smooth))
-            if smooth:
+            cost = interp_cost(t, self._cost_table(layer.w_bits, t.device, training))
+            if training:
                 cost = hold_range(cost, t, layer.q_max)
             if isinstance(layer, QuantConv2d):
                 act = act.repeat_interleave(layer.out_channels // layer.groups, dim=0)
@@ -190,7 +192,7 @@ class EnergyRegularizer(Regularizer):
         return torch.stack([e for e, _ in self._layer_terms(model)]).sum()
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        terms = self._layer_terms(model, smooth=True)
+        terms = self._layer_terms(model, training=True)
         e_pj = torch.stack([e for e, _ in terms]).sum()
         weight_rows = torch.stack([n for _, n in terms]).sum().detach()
         e_unit = self._e_bit_pj() * weight_rows.clamp_min(1e-12) / len(terms)

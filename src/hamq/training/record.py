@@ -14,7 +14,10 @@ from hamq.quantization import ConversionReport, quantized_layers
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
+    import hamq
+
     info = {
+        "hamq": hamq.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
