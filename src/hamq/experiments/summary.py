@@ -8,7 +8,6 @@ numbers out.
 
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Any
 
@@ -99,7 +98,7 @@ def best_within(
 
 
 def _pm(mean: float | None, sd: float | None, scale: float, spec: str) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if mean is None:
         return ""
     text = spec.format(scale * mean)
     return text if sd is None else f"{text} ± {spec.format(scale * sd).lstrip('+')}"

@@ -56,7 +56,7 @@ from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantConv2d, QuantLayer
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
 from hamq.regularizers.hamming import hold_range
-from hamq.regularizers.surrogates import envelope_table, interp_cost, smooth_table
+from hamq.regularizers.surrogates import interp_cost, penalty_table
 
 MOMENTUM = 0.1
 # Activity is a running average (momentum 0.1, a window of ~10 measurements); measuring on
@@ -152,11 +152,10 @@ class EnergyRegularizer(Regularizer):
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
                                   self.hw.tech.e_cell_pj)  # fmt: skip
-            if training and self.surrogate == "envelope":
+            if training:
                 # slope in ON bits per unit -> pJ per unit: one stored bit's energy.
-                t = envelope_table(t.to(torch.float64), self.slope * self._e_bit_pj())
-            elif training:
-                t = smooth_table(t.to(torch.float64), self.sigma)
+                slope_pj = self.slope * self._e_bit_pj()
+                t = penalty_table(t.to(torch.float64), self.surrogate, self.sigma, slope_pj)
             self._tables[key] = t.to(device=device, dtype=torch.float32)
         return self._tables[key]
 

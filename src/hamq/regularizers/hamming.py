@@ -14,7 +14,7 @@ from torch import nn
 from hamq.hardware.representation import hamming_table
 from hamq.quantization.convert import quantized_layers
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
-from hamq.regularizers.surrogates import envelope_table, interp_cost, sin_hamming, smooth_table
+from hamq.regularizers.surrogates import interp_cost, penalty_table, sin_hamming
 
 
 def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
@@ -44,10 +44,7 @@ class HammingRegularizer(Regularizer):
         key = (bits, device)
         if key not in self._tables:
             table = hamming_table(bits, self.hw.representation)
-            if self.surrogate == "envelope":
-                table = envelope_table(table, self.slope)
-            else:
-                table = smooth_table(table, self.sigma)
+            table = penalty_table(table, self.surrogate, self.sigma, self.slope)
             self._tables[key] = table.to(device)
         return self._tables[key]
 

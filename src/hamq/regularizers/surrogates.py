@@ -73,6 +73,14 @@ def envelope_table(table: torch.Tensor, slope: float) -> torch.Tensor:
     return out.to(table.dtype if table.is_floating_point() else torch.float64)
 
 
+def penalty_table(table: torch.Tensor, surrogate: str, sigma: float, slope: float) -> torch.Tensor:
+    """The table a training penalty interpolates: the lower envelope at ``slope`` (table
+    units per integer unit) for ``envelope``, else the Gaussian-smoothed table (``interp``)."""
+    if surrogate == "envelope":
+        return envelope_table(table, slope)
+    return smooth_table(table, sigma)
+
+
 def _smooth_bits(x: torch.Tensor, n_bits: int) -> torch.Tensor:
     """Sum over bits k < n_bits of a sinusoid through bit k of x (period 2**(k+1)).
 
