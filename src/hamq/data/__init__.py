@@ -3,14 +3,15 @@ Commands, generic audio/image folders). Each loader returns a :class:`DataBundle
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section
 from hamq.data.bundle import DataBundle
-from hamq.errors import unknown_name
+from hamq.errors import HamqError, unknown_name
 
 
 class DataConfig(Section):
@@ -28,6 +29,12 @@ class DataConfig(Section):
         that need no decoding (``digits``, pickled CIFAR batches) are never cached.
     cache_dir: folder of that cache; None means ``$HAMQ_CACHE`` or else ``~/.cache/hamq``.
 
+    validation_percent: the validation part, in percent, on which the reported epoch is
+        chosen (``train.select``); never the test part. Audio data sets split it off by
+        speaker hash (TF's default 10); the others hold out a stratified, fixed (seed 0)
+        ``validation_percent`` % of all samples from the training part. 0: no validation
+        part (then ``train.select`` must be ``last``).
+
     Audio data sets only (``speech_commands``, ``audio_folder``; a value other than the
     default for another data set is an error, as it would have no effect):
 
@@ -37,8 +44,17 @@ class DataConfig(Section):
         (TF's ``background_frequency``, default 0.8).
     background_volume: noise amplitude factor drawn uniformly in [0, background_volume],
         relative to full scale 1.0 (TF's ``background_volume_range``, default 0.1).
-    validation_percent, testing_percent: speaker-hash split percentages (TF's defaults
-        10 and 10) used where the folder has no ``validation_list.txt``/``testing_list.txt``.
+    testing_percent: speaker-hash test percentage (TF's default 10) used where the folder
+        has no ``validation_list.txt``/``testing_list.txt`` (and no ``folds``).
+    folds, fold: speaker-disjoint k-fold evaluation (see ``hamq.data.split``): the speakers
+        fall into ``folds`` parts by hash and the run tests on part ``fold`` (0-based), so
+        ``folds`` runs test every clip once. null: the fixed split of ``testing_percent``.
+        Not with the official lists (their test part is fixed).
+    speaker_pattern: a regular expression whose group ``speaker`` (or first group) finds
+        the speaker in a file name, for folders whose names do not follow Speech Commands'
+        ``<speaker>_nohash_<n>`` (e.g. FSDD's ``<digit>_<speaker>_<n>.wav``:
+        ``^\\d+_(?P<speaker>[a-z]+)_\\d+``). null: the token before ``_nohash_``, else the
+        whole file stem.
     speaker_split: which speaker hash splits such a folder: ``official`` (TF's
         ``which_set``), ``rehash`` (the same rule on a salted speaker id, for a folder that
         is itself one official split, like the shared v0.02 test set), or ``auto``
@@ -61,15 +77,50 @@ class DataConfig(Section):
     time_shift_ms: float = Field(100.0, ge=0.0, le=500.0)
     background_noise_prob: float = Field(0.8, ge=0.0, le=1.0)
     background_volume: float = Field(0.1, ge=0.0, le=1.0)
-    validation_percent: float = Field(10.0, ge=0.0, le=100.0)
+    validation_percent: float = Field(10.0, ge=0.0, lt=100.0)
     testing_percent: float = Field(10.0, gt=0.0, le=100.0)
     speaker_split: Literal["auto", "official", "rehash"] = "auto"
+    folds: int | None = Field(None, ge=2, le=100)
+    fold: int = Field(0, ge=0)
+    speaker_pattern: str | None = None
     silence_percent: float = Field(10.0, ge=0.0, le=100.0)
     unknown_percent: float = Field(10.0, ge=0.0, le=100.0)
 
+    @field_validator("speaker_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            compiled = re.compile(v)
+        except re.error as err:
+            raise ValueError(f"is not a valid regular expression ({err})") from None
+        if compiled.groups == 0:
+            raise ValueError(
+                "has no group; mark the speaker with (?P<speaker>...) or a first group (...)"
+            )
+        return v
+
     @model_validator(mode="after")
     def _fields_used_by_this_data_set(self) -> DataConfig:
-        if self.validation_percent + self.testing_percent >= 100.0:
+        if self.folds is not None:
+            if self.fold >= self.folds:
+                raise ValueError(
+                    f"data.fold = {self.fold} must be below data.folds = {self.folds} "
+                    f"(folds are numbered 0 .. {self.folds - 1})"
+                )
+            if self.testing_percent != 10.0:
+                raise ValueError(
+                    "data.testing_percent is unused with data.folds (each fold is the test "
+                    "part of one run); remove it"
+                )
+        elif self.fold != 0:
+            raise ValueError("data.fold is set but data.folds is not; set data.folds too")
+        if (
+            self.name in AUDIO_DATASETS
+            and self.folds is None
+            and self.validation_percent + self.testing_percent >= 100.0
+        ):
             raise ValueError(
                 f"data.validation_percent + data.testing_percent = "
                 f"{self.validation_percent + self.testing_percent:g} leaves no training clips;"
@@ -92,7 +143,7 @@ class DataConfig(Section):
 #: Fields read only by the audio loaders, and the data sets that read them.
 AUDIO_FIELDS = frozenset(
     {"time_shift_ms", "background_noise_prob", "background_volume"}
-    | {"validation_percent", "testing_percent", "speaker_split"}
+    | {"testing_percent", "speaker_split", "folds", "fold", "speaker_pattern"}
 )
 AUDIO_DATASETS = frozenset({"speech_commands", "audio_folder"})
 SPEECH_FIELDS = frozenset({"silence_percent", "unknown_percent"})
@@ -147,17 +198,54 @@ def _audio_folder(cfg: DataConfig) -> DataBundle:
 
 
 def load_dataset(cfg: DataConfig) -> DataBundle:
-    """The data set named in ``cfg``; raises HamqError for an unknown name or bad folder."""
+    """The data set named in ``cfg``; raises HamqError for an unknown name or bad folder.
+
+    Data sets without a validation part of their own (all but the audio ones) get one here:
+    a stratified ``validation_percent`` % of all samples, held out of the training part
+    with a fixed seed (the same images on every machine). ``train_limit`` then subsamples
+    what is left for training.
+    """
+    import torch
+
     if cfg.name not in DATASETS:
         raise unknown_name("data set", cfg.name, DATASETS)
     bundle = DATASETS[cfg.name](cfg)
+    if bundle.val_x is None:
+        hold_out_validation(bundle, cfg.validation_percent)
     if cfg.train_limit is not None and cfg.train_limit < bundle.train_x.shape[0]:
-        import torch
-
         keep = torch.randperm(bundle.train_x.shape[0], generator=torch.Generator().manual_seed(0))
         keep = keep[: cfg.train_limit].sort().values
         bundle.train_x, bundle.train_y = bundle.train_x[keep], bundle.train_y[keep]
     return bundle
+
+
+def hold_out_validation(bundle: DataBundle, percent: float) -> None:
+    """Move a stratified ``percent`` % of all samples (train + test) from the training part
+    to a validation part, in place; fixed seed 0. 0 % leaves an empty validation part."""
+    import torch
+
+    n_all = bundle.train_y.numel() + bundle.test_y.numel()
+    n_val = round(n_all * percent / 100.0)
+    if n_val == 0:
+        bundle.val_x, bundle.val_y = bundle.train_x[:0], bundle.train_y[:0]
+        return
+    if n_val >= bundle.train_y.numel():
+        raise HamqError(
+            f"data.validation_percent = {percent:g} asks for {n_val} validation samples but "
+            f"'{bundle.name}' has only {bundle.train_y.numel()} training samples; lower it"
+        )
+    from sklearn.model_selection import train_test_split
+
+    labels = bundle.train_y.cpu().numpy()
+    counts = torch.bincount(bundle.train_y.cpu())
+    stratify = labels if int(counts[counts > 0].min()) >= 2 else None
+    idx_train, idx_val = train_test_split(
+        list(range(labels.shape[0])), test_size=n_val, random_state=0, stratify=stratify
+    )
+    idx_train_t = torch.tensor(sorted(idx_train), dtype=torch.int64)
+    idx_val_t = torch.tensor(sorted(idx_val), dtype=torch.int64)
+    bundle.val_x, bundle.val_y = bundle.train_x[idx_val_t], bundle.train_y[idx_val_t]
+    bundle.train_x, bundle.train_y = bundle.train_x[idx_train_t], bundle.train_y[idx_train_t]
 
 
 __all__ = ["DATASETS", "DataBundle", "DataConfig", "load_dataset", "register_dataset"]

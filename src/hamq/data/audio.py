@@ -25,7 +25,7 @@ from hamq.data.bundle import DataBundle
 from hamq.data.cache import cached, resolve_cache_dir
 from hamq.data.mfcc import MfccSpec, mfcc
 from hamq.data.root import require_root
-from hamq.data.split import speaker_splits
+from hamq.data.split import VALIDATION_SALT, hash_percentage, speaker_splits, speakers_of
 from hamq.errors import HamqError
 
 if TYPE_CHECKING:
@@ -176,7 +176,9 @@ def ms_to_samples(ms: float) -> int:
 
 def load_audio_folder(cfg: DataConfig) -> DataBundle:
     """The ``audio_folder`` data set: ``root/{train,test}/<class>/*.wav|flac`` or
-    ``root/<class>/*.wav|flac`` split by speaker hash (see docs/data.md)."""
+    ``root/<class>/*.wav|flac`` split by speaker hash (see docs/data.md). The validation
+    part is split off the training speakers by a salted speaker hash in the first layout,
+    and by the speaker-hash rule (or k-fold) in the second."""
     root = require_root(cfg, "audio_folder")
     expected = (
         "expected root/train/<class>/*.wav|flac and root/test/<class>/*.wav|flac, "
@@ -213,19 +215,32 @@ def load_audio_folder(cfg: DataConfig) -> DataBundle:
             for f in audio_files(root / name):
                 files.append(f)
                 labels.append(ci)
-    if not has_split:
+    speakers = speakers_of([f.name for f in files], cfg.speaker_pattern)
+    if has_split:
+        if cfg.folds is not None:
+            raise HamqError(
+                f"data.folds = {cfg.folds}, but data.root '{root}' has train/ and test/ "
+                f"folders, which fix the test part; remove data.folds or use root/<class>/"
+            )
+        # validation: the training speakers whose salted hash falls below the percentage
+        split_of = [
+            "validation"
+            if s == "training" and hash_percentage(VALIDATION_SALT + spk) < cfg.validation_percent
+            else s
+            for s, spk in zip(split_of, speakers, strict=True)
+        ]
+    else:
         split_of = list(
             speaker_splits(
                 [f.name for f in files],
                 cfg.validation_percent,
                 cfg.testing_percent,
                 cfg.speaker_split,
+                cfg.folds,
+                cfg.fold,
+                speakers,
             )[0]
         )
-    used = [s in ("training", "testing") for s in split_of]  # the validation part is unused
-    files = [f for f, u in zip(files, used, strict=True) if u]
-    labels = [c for c, u in zip(labels, used, strict=True) if u]
-    split_of = [s for s, u in zip(split_of, used, strict=True) if u]
     noise_files = (
         audio_files(root / BACKGROUND_FOLDER) if (root / BACKGROUND_FOLDER).is_dir() else []
     )
@@ -244,6 +259,7 @@ def load_audio_folder(cfg: DataConfig) -> DataBundle:
     )
     y = torch.tensor(labels, dtype=torch.int64)
     train = torch.tensor([s == "training" for s in split_of])
+    val = torch.tensor([s == "validation" for s in split_of])
     test = torch.tensor([s == "testing" for s in split_of])
     if not bool(train.any()) or not bool(test.any()):
         raise HamqError(
@@ -261,6 +277,8 @@ def load_audio_folder(cfg: DataConfig) -> DataBundle:
         train_y=y[train],
         test_x=clips[test],
         test_y=y[test],
+        val_x=clips[val],
+        val_y=y[val],
         classes=classes,
         input_shape=kws_input_shape(),
         transform=transform,

@@ -23,11 +23,14 @@ def identity_transform(x: torch.Tensor, train: bool, gen: torch.Generator | None
 
 @dataclass
 class DataBundle:
-    """Train and test tensors plus the batched transform to model input.
+    """Train, validation and test tensors plus the batched transform to model input.
 
     Attributes:
         name: data set name.
         train_x, train_y, test_x, test_y: raw samples and int64 labels.
+        val_x, val_y: the validation part (chooses the reported epoch; never the test
+            part). None until ``load_dataset`` holds one out for data sets without their
+            own; empty when ``data.validation_percent`` is 0.
         classes: class names, index = label.
         input_shape: shape of one model input after ``transform`` (without batch).
         transform: raw batch -> model input; augments when ``train`` is True, using the
@@ -42,10 +45,16 @@ class DataBundle:
     classes: list[str]
     input_shape: tuple[int, ...]
     transform: Transform = identity_transform
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def val_samples(self) -> int:
+        return 0 if self.val_y is None else int(self.val_y.numel())
 
     def to(self, device: torch.device | str) -> DataBundle:
         """Move all tensors to ``device`` (once, before training)."""
@@ -58,6 +67,8 @@ class DataBundle:
             self.classes,
             self.input_shape,
             self.transform,
+            None if self.val_x is None else self.val_x.to(device),
+            None if self.val_y is None else self.val_y.to(device),
         )
 
     def train_batches(
@@ -74,7 +85,20 @@ class DataBundle:
         self, batch_size: int, limit: int | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Test batches in order, without augmentation; ``limit`` caps the sample count."""
-        n = self.test_x.shape[0] if limit is None else min(limit, self.test_x.shape[0])
+        return self._eval_batches(self.test_x, self.test_y, batch_size, limit)
+
+    def val_batches(
+        self, batch_size: int, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Validation batches in order, without augmentation (none if there is no part)."""
+        if self.val_x is None or self.val_y is None:
+            return iter(())
+        return self._eval_batches(self.val_x, self.val_y, batch_size, limit)
+
+    def _eval_batches(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, limit: int | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = x.shape[0] if limit is None else min(limit, x.shape[0])
         for i in range(0, n, batch_size):
             j = min(i + batch_size, n)
-            yield self.transform(self.test_x[i:j], False, None), self.test_y[i:j]
+            yield self.transform(x[i:j], False, None), y[i:j]

@@ -10,7 +10,9 @@ off, stop, go. Folders of other words are ``_unknown_``.
 Split: by the lists when present (a clip in neither list is training), else by the
 speaker hash (:mod:`hamq.data.split`: ``speaker_split``, ``validation_percent``,
 ``testing_percent``).
-The bundle holds the training and testing parts; the validation part is not loaded.
+The bundle holds all three parts; the validation part chooses the reported epoch.
+With ``data.folds`` the speakers are split into k folds instead (speaker-disjoint k-fold,
+:mod:`hamq.data.split`), so k runs test every clip once.
 
 Unknown and silence clips per split, following TF's ``input_data``:
     * a ``_unknown_`` folder is taken whole; clips of other non-keyword word folders are
@@ -54,7 +56,7 @@ from hamq.data.audio import (
 from hamq.data.bundle import DataBundle
 from hamq.data.cache import cached, resolve_cache_dir
 from hamq.data.root import require_root
-from hamq.data.split import Split, SplitMode, speaker_splits
+from hamq.data.split import Split, SplitMode, speaker_splits, speakers_of
 from hamq.errors import HamqError
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 CLASSES = (SILENCE, UNKNOWN, *KEYWORDS)
+PARTS: tuple[Split, ...] = ("training", "validation", "testing")
 EXPECTED = (
     "expected root/<label>/<speaker>_nohash_<n>.wav|flac with label folders among "
     + ", ".join(KEYWORDS)
@@ -92,10 +95,19 @@ def split_clips(
     validation_percent: float,
     testing_percent: float,
     mode: SplitMode,
+    folds: int | None = None,
+    fold: int = 0,
+    speaker_pattern: str | None = None,
 ) -> list[Split]:
-    """The split of each file: by the official lists when present, else by speaker hash."""
+    """The split of each file: by the official lists when present, else by speaker hash
+    (``folds``: speaker-disjoint k-fold, see :mod:`hamq.data.split`)."""
     val_list, test_list = root / "validation_list.txt", root / "testing_list.txt"
     if val_list.exists() or test_list.exists():
+        if folds is not None:
+            raise HamqError(
+                f"data.folds = {folds}, but data.root '{root}' has validation_list.txt/"
+                f"testing_list.txt, which fix the test part; remove data.folds (or the lists)"
+            )
         val = _read_list(val_list) if val_list.exists() else set()
         test = _read_list(test_list) if test_list.exists() else set()
         out: list[Split] = []
@@ -103,7 +115,16 @@ def split_clips(
             key = _clip_key(f.relative_to(root).as_posix())
             out.append("testing" if key in test else "validation" if key in val else "training")
         return out
-    return speaker_splits([f.name for f in files], validation_percent, testing_percent, mode)[0]
+    names = [f.name for f in files]
+    return speaker_splits(
+        names,
+        validation_percent,
+        testing_percent,
+        mode,
+        folds,
+        fold,
+        speakers_of(names, speaker_pattern),
+    )[0]
 
 
 def load_speech_commands(cfg: DataConfig) -> DataBundle:
@@ -122,13 +143,20 @@ def load_speech_commands(cfg: DataConfig) -> DataBundle:
         entries += [(f, label, from_other_word) for f in audio_files(d)]
     files_all = [e[0] for e in entries]
     splits = split_clips(
-        root, files_all, cfg.validation_percent, cfg.testing_percent, cfg.speaker_split
+        root,
+        files_all,
+        cfg.validation_percent,
+        cfg.testing_percent,
+        cfg.speaker_split,
+        cfg.folds,
+        cfg.fold,
+        cfg.speaker_pattern,
     )
 
     chosen: dict[str, list[tuple[Path, int]]] = {}
     n_zero_silence: dict[str, int] = {}
     has_silence = (root / SILENCE).is_dir()
-    for part in ("training", "testing"):
+    for part in PARTS:
         mine = [(e, s) for e, s in zip(entries, splits, strict=True) if s == part]
         n_known = sum(1 for (_, label, _), _ in mine if label >= 2)
         keep = [(f, label) for (f, label, other), _ in mine if not other]
@@ -142,7 +170,7 @@ def load_speech_commands(cfg: DataConfig) -> DataBundle:
         chosen[part] = sorted(keep, key=lambda t: str(t[0]))
         n_zero_silence[part] = 0 if has_silence else _percent_of(n_known, cfg.silence_percent)
 
-    files = [f for part in ("training", "testing") for f, _ in chosen[part]]
+    files = [f for part in PARTS for f, _ in chosen[part]]
     noise_dir = root / BACKGROUND_FOLDER
     noise_files = audio_files(noise_dir) if noise_dir.is_dir() else []
 
@@ -158,8 +186,10 @@ def load_speech_commands(cfg: DataConfig) -> DataBundle:
         build,
         resolve_cache_dir(cfg.cache, cfg.cache_dir),
     )
-    n_train = len(chosen["training"])
-    parts = {"training": tensors["clips"][:n_train], "testing": tensors["clips"][n_train:]}
+    parts, start = {}, 0
+    for part in PARTS:
+        parts[part] = tensors["clips"][start : start + len(chosen[part])]
+        start += len(chosen[part])
     xs, ys = {}, {}
     for part, clips in parts.items():
         labels = torch.tensor([label for _, label in chosen[part]], dtype=torch.int64)
@@ -185,6 +215,8 @@ def load_speech_commands(cfg: DataConfig) -> DataBundle:
         train_y=ys["training"],
         test_x=xs["testing"],
         test_y=ys["testing"],
+        val_x=xs["validation"],
+        val_y=ys["validation"],
         classes=list(CLASSES),
         input_shape=kws_input_shape(),
         transform=make_kws_transform(

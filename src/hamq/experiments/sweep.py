@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError
@@ -49,7 +49,30 @@ class ExtraRun(Section):
 
 
 class SweepConfig(Section):
-    """What a sweep trains (see the module docstring)."""
+    """What a sweep trains (see the module docstring).
+
+    folds: speaker-disjoint k-fold (audio data sets): the i-th seed's runs test on fold i
+        (``data.folds = folds``, ``data.fold = i``), so the seeds together test every clip
+        once; ``seeds`` must then list ``folds`` seeds (default ``0 .. folds - 1``).
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_seeds(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("folds") is not None and "seeds" not in data:
+            folds = data["folds"]
+            if isinstance(folds, int) and not isinstance(folds, bool) and 2 <= folds <= 100:
+                return {**data, "seeds": list(range(folds))}
+        return data
+
+    @model_validator(mode="after")
+    def _fold_count(self) -> SweepConfig:
+        if self.folds is not None and len(self.seeds) != self.folds:
+            raise ValueError(
+                f"folds = {self.folds} needs one seed per fold, but seeds lists "
+                f"{len(self.seeds)}; give {self.folds} seeds or leave seeds out"
+            )
+        return self
 
     recipe: str | None = None
     base: dict[str, Any] = Field(default_factory=dict)
@@ -58,6 +81,7 @@ class SweepConfig(Section):
     hamming: list[float] = Field(default_factory=list)
     energy: list[float] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    folds: int | None = Field(None, ge=2, le=100)
     extra: list[ExtraRun] = Field(default_factory=list)
     share_float: bool = True
     energy_hw: str = "rram-1b"
@@ -71,11 +95,13 @@ def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, 
     first run's float weights.
     """
     out: list[tuple[str, list[str]]] = []
-    for seed in sweep.seeds:
+    for i, seed in enumerate(sweep.seeds):
         first = len(out)
         sfx = f"-s{seed}" if len(sweep.seeds) > 1 else ""
         for b in sweep.bits:
             common = [f"quant.w_bits={b}", f"seed={seed}"]
+            if sweep.folds is not None:
+                common += [f"data.folds={sweep.folds}", f"data.fold={i}"]
             out.append((f"w{b}-baseline{sfx}", [*common, "regularizer.name=none"]))
             for name in ("l1", "hamming", "energy"):
                 for lam in getattr(sweep, name):
@@ -146,9 +172,15 @@ def run_sweep(
             )
             record = train_run(cfg, run_dir, resume=True, progress=progress)
             assert record is not None
+            ev = record.get("evaluation", {})
             row.update(
                 status="ok",
                 accuracy=record["accuracy"],
+                test_samples=ev.get("test_samples"),
+                val_accuracy=ev.get("val_accuracy"),
+                selected_epoch=ev.get("selected_epoch"),
+                fold=cfg.data.fold if cfg.data.folds is not None else None,
+                folds=cfg.data.folds,
                 cells_on=record["cells"]["on"],
                 cells_total=record["cells"]["total"],
                 hw_hist=_total_hw_hist(record),
@@ -204,6 +236,11 @@ COLUMNS = [
     "regularizer",
     "lambda",
     "accuracy",
+    "test_samples",
+    "val_accuracy",
+    "selected_epoch",
+    "fold",
+    "folds",
     "accuracy_delta_pp",
     "cells_on",
     "cells_total",

@@ -63,6 +63,9 @@ class TrainSection(Section):
     init_from: float weights to start QAT from, instead of a float stage: a run folder (its
         ``float.safetensors``, saved by every run at the end of its float stage) or such a
         file. Requires float_epochs = 0; QAT then uses qat_lr (null = lr / 10).
+    select: which QAT epoch's weights the run keeps and reports: ``best_val`` (highest
+        validation accuracy; on a tie the later epoch, whose regularizer has acted longer)
+        or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
     """
 
     float_epochs: int = Field(10, ge=0)
@@ -79,6 +82,7 @@ class TrainSection(Section):
     amp: bool = False
     channels_last: bool = False
     init_from: str | None = None
+    select: Literal["best_val", "last"] = "best_val"
 
     @model_validator(mode="after")
     def _init_from(self) -> TrainSection:
@@ -114,6 +118,15 @@ class TrainConfig(Section):
     regularizer: RegularizerConfig = RegularizerConfig()
     hardware: HardwareRef = HardwareRef()
     train: TrainSection = TrainSection()
+
+    @model_validator(mode="after")
+    def _selection_needs_validation(self) -> TrainConfig:
+        if self.train.select == "best_val" and self.data.validation_percent == 0:
+            raise ValueError(
+                "train.select = best_val needs a validation part, but data.validation_percent "
+                "is 0; set train.select = last or give data.validation_percent > 0"
+            )
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> TrainConfig:

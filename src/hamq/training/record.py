@@ -63,13 +63,19 @@ def build_record(
     wall_s: float,
     input_shape: tuple[int, ...],
     num_classes: int,
+    evaluation: dict[str, Any],
 ) -> dict[str, Any]:
-    """The JSON record of a finished run (timing under ``timing``, the only varying part)."""
-    last = history[-1] if history else {}
+    """The JSON record of a finished run (timing under ``timing``, the only varying part).
+
+    ``accuracy`` is the test accuracy of the kept weights (``evaluation``: which epoch was
+    kept and why, validation accuracy, test samples; see ``trainer.py``).
+    """
+    n_test = evaluation["test_samples"]
     return {
         "config": cfg.to_plain(),
         "seed": cfg.seed,
-        "accuracy": last.get("accuracy"),
+        "accuracy": evaluation["test_correct"] / max(1, n_test),
+        "evaluation": evaluation,
         "input_shape": list(input_shape),
         "num_classes": num_classes,
         **model_cells(model, hw),

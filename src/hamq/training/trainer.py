@@ -3,6 +3,12 @@
 Every epoch ends with an atomic checkpoint. All randomness is derived from the run seed:
 the model init from ``seed``, each epoch's shuffling and augmentation from a generator
 seeded with ``(seed, epoch)``, so a resumed run repeats exactly the epochs it missed.
+
+**Which weights a run reports.** Every epoch is scored on the *validation* part. With
+``train.select = best_val`` the QAT epoch with the highest validation accuracy (the later
+one on a tie) is kept in ``best.safetensors``; the final model is that epoch's weights, and
+only then is the *test* part evaluated, once. The test part never chooses anything, so the
+reported test accuracy is an unbiased estimate, given with its sample count.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ MODEL = "model.safetensors"
 RECORD = "run.json"
 CONFIG = "config.yaml"
 FLOAT = "float.safetensors"
+BEST = "best.safetensors"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,15 +82,33 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, stage: str) -> torch.opti
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: DataBundle, batch_size: int, limit: int | None = None
+    model: nn.Module,
+    data: DataBundle,
+    batch_size: int,
+    limit: int | None = None,
+    split: str = "test",
 ) -> float:
-    """Top-1 accuracy (fraction) on the test split."""
+    """Top-1 accuracy (fraction) on the ``test`` or ``val`` part (0 for an empty part)."""
+    correct, total = count_correct(model, data, batch_size, limit, split)
+    return correct / max(1, total)
+
+
+@torch.no_grad()
+def count_correct(
+    model: nn.Module,
+    data: DataBundle,
+    batch_size: int,
+    limit: int | None = None,
+    split: str = "test",
+) -> tuple[int, int]:
+    """(correct, samples) of top-1 predictions on the ``test`` or ``val`` part."""
     model.eval()
+    batches = data.test_batches if split == "test" else data.val_batches
     correct = total = 0
-    for x, y in data.test_batches(batch_size, limit):
+    for x, y in batches(batch_size, limit):
         correct += int((model(x).argmax(1) == y).sum())
         total += y.numel()
-    return correct / max(1, total)
+    return correct, total
 
 
 @dataclass
@@ -97,6 +122,8 @@ class RunState:
     conversion: ConversionReport | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     next_epoch: int = 0
+    best_epoch: int | None = None  # QAT epoch kept in BEST (train.select = best_val)
+    best_val: float = float("-inf")
 
 
 def hardware_of(cfg: TrainConfig) -> HardwareSpec:
@@ -155,8 +182,13 @@ def _save(out: Path, state: RunState, cfg: TrainConfig, epoch: int) -> None:
         "history": state.history,
         "optimizer": opt_meta,
         "config": cfg.to_plain(),
+        "best": {"epoch": state.best_epoch, "val_accuracy": _finite_or_none(state.best_val)},
     }
     ckpt.save_checkpoint(out / CHECKPOINT, {**_state_tensors(state), **opt_tensors}, meta)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if x != float("-inf") else None
 
 
 def _restore(
@@ -181,6 +213,10 @@ def _restore(
     )
     state.history = meta["history"]
     state.next_epoch = meta["epoch"] + 1
+    best = meta.get("best") or {}
+    if best.get("epoch") is not None:
+        state.best_epoch = int(best["epoch"])
+        state.best_val = float(best["val_accuracy"])
 
 
 def _load_model_state(
@@ -191,6 +227,21 @@ def _load_model_state(
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise HamqError(f"'{path}' does not match the model of this config ({first})") from None
+
+
+def _select_weights(out: Path, state: RunState, cfg: TrainConfig, device: torch.device) -> int:
+    """Load the kept epoch's weights into the model (``train.select``); its epoch index."""
+    last = cfg.train.epochs - 1
+    if cfg.train.select == "last" or state.best_epoch is None or state.best_epoch == last:
+        return last
+    tensors, meta = ckpt.load_checkpoint(out / BEST)
+    if meta.get("epoch") != state.best_epoch:
+        raise HamqError(
+            f"'{out / BEST}' holds epoch {meta.get('epoch')}, but the checkpoint names epoch "
+            f"{state.best_epoch} as the best; the run folder was changed by hand: retrain it"
+        )
+    _load_model_state(state.model, tensors, out / BEST, device)
+    return state.best_epoch
 
 
 def train_epoch(
@@ -294,16 +345,37 @@ def train_run(
             ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
             _enter_qat(state, cfg, hw)
         losses = train_epoch(state, cfg, data, epoch, device)
-        acc = evaluate(state.model, data, cfg.data.eval_batch_size)
-        entry = {"epoch": epoch, "stage": state.stage, "accuracy": acc, **losses}
+        val = evaluate(state.model, data, cfg.data.eval_batch_size, split="val")
+        has_val = data.val_samples > 0
+        entry = {
+            "epoch": epoch,
+            "stage": state.stage,
+            "val_accuracy": val if has_val else None,
+            **losses,
+        }
         state.history.append(entry)
-        bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", acc=f"{acc:.3f}")
+        bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", val=f"{val:.3f}")
+        if cfg.train.select == "best_val" and state.stage == "qat" and val >= state.best_val:
+            # keep this epoch's weights before the checkpoint names it as the best
+            state.best_epoch, state.best_val = epoch, val
+            best_meta = {"epoch": epoch, "stage": "qat", "config": cfg.to_plain()}
+            ckpt.save_checkpoint(out / BEST, dict(state.model.state_dict()), best_meta)
         _save(out, state, cfg, epoch)
         done_now += 1
         if on_epoch is not None:
             on_epoch(epoch, entry)
     bar.close()
     wall_s = time.perf_counter() - started
+    selected = _select_weights(out, state, cfg, device)
+    correct, n_test = count_correct(state.model, data, cfg.data.eval_batch_size)
+    evaluation = {
+        "select": cfg.train.select,
+        "selected_epoch": selected,
+        "val_accuracy": state.history[selected]["val_accuracy"],
+        "val_samples": data.val_samples,
+        "test_correct": correct,
+        "test_samples": n_test,
+    }
     record = build_record(
         cfg,
         state.model,
@@ -314,8 +386,9 @@ def train_run(
         wall_s,
         data.input_shape,
         data.num_classes,
+        evaluation,
     )
-    final_meta = {"epoch": cfg.train.epochs - 1, "stage": "qat", "config": cfg.to_plain()}
+    final_meta = {"epoch": selected, "stage": "qat", "config": cfg.to_plain()}
     ckpt.save_checkpoint(out / MODEL, dict(state.model.state_dict()), final_meta)
     ckpt.atomic_write_text(out / RECORD, json.dumps(record, indent=2))
     return record
