@@ -158,3 +158,34 @@ def test_audio_errors(tmp_path: Path) -> None:
         load_dataset(DataConfig(name="speech_commands", root=str(tmp_path / "x")))
     with pytest.raises(HamqError, match="no keyword folders"):
         load_dataset(DataConfig(name="speech_commands", root=str(tmp_path)))
+
+
+def test_flat_fsdd_folder_k_fold_by_speaker_pattern(tmp_path: Path) -> None:
+    """FSDD names (<digit>_<speaker>_<n>.wav) split speaker-disjoint by data.speaker_pattern;
+    over data.folds runs every clip is tested once."""
+    speakers = [f"spk{chr(97 + i)}{chr(97 + j)}" for i in range(6) for j in range(5)]
+    for d in ("0", "1"):
+        for s in speakers:
+            write_clip(tmp_path / d / f"{d}_{s}_0.wav", 400 + 300 * int(d))
+    pattern = r"^\d+_(?P<speaker>[a-z]+)_\d+"
+    tested: list[bytes] = []
+    for fold in range(3):
+        cfg = DataConfig(
+            name="audio_folder",
+            root=str(tmp_path),
+            cache=False,
+            speaker_pattern=pattern,
+            folds=3,
+            fold=fold,
+            validation_percent=20,
+        )
+        with pytest.warns(UserWarning, match="no background noise"):
+            b = load_dataset(cfg)
+        n = b.train_x.shape[0] + b.val_x.shape[0] + b.test_x.shape[0]
+        assert n == 60
+        tested += [bytes(x.numpy().tobytes()) for x in b.test_x]
+    assert len(tested) == 60  # 30 speakers x 2 digits, each tested in exactly one fold
+    with pytest.raises(HamqError, match="finds no speaker"):
+        load_dataset(
+            DataConfig(name="audio_folder", root=str(tmp_path), speaker_pattern=r"^(x)")
+        )
