@@ -186,6 +186,4 @@ def test_flat_fsdd_folder_k_fold_by_speaker_pattern(tmp_path: Path) -> None:
         tested += [bytes(x.numpy().tobytes()) for x in b.test_x]
     assert len(tested) == 60  # 30 speakers x 2 digits, each tested in exactly one fold
     with pytest.raises(HamqError, match="finds no speaker"):
-        load_dataset(
-            DataConfig(name="audio_folder", root=str(tmp_path), speaker_pattern=r"^(x)")
-        )
+        load_dataset(DataConfig(name="audio_folder", root=str(tmp_path), speaker_pattern=r"^(x)"))
