@@ -33,9 +33,16 @@ def presets() -> None:
 @click.option(
     "--hw",
     "hw_name",
-    required=True,
+    default=None,
     metavar="PRESET_OR_FILE",
-    help="Hardware preset name (see hamq presets) or a YAML file.",
+    help="Hardware preset (see hamq presets) or YAML file instead of the run's recorded one.",
+)
+@click.option(
+    "--set",
+    "hw_sets",
+    multiple=True,
+    metavar="SECTION.FIELD=VALUE",
+    help="Override a hardware field, e.g. --set adc.bits=6 (repeatable).",
 )
 @click.option(
     "--samples",
@@ -62,23 +69,29 @@ def presets() -> None:
     help="Input bit activity of --static (default 0.5).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def energy(run_dir: str, hw_name: str, samples: int | None, batch_size: int, static: bool,
-           activity: float | None, as_json: bool) -> None:  # fmt: skip
+def energy(run_dir: str, hw_name: str | None, hw_sets: tuple[str, ...], samples: int | None,
+           batch_size: int, static: bool, activity: float | None,
+           as_json: bool) -> None:  # fmt: skip
     """Crossbar energy, cycles and TOPS/W per inference of a trained run, per layer.
 
-    Data mode (default) measures every layer's real quantized inputs on the test split;
-    --static assumes an input bit activity instead.
+    The hardware is the one the run recorded (its preset with the config's overrides);
+    --hw and --set replace or change it, and the output says which was used. Data mode
+    (default) measures every layer's real quantized inputs on the test split; --static
+    assumes an input bit activity instead.
     """
     from hamq.hardware.estimate import DEFAULT_ACTIVITY, estimate_energy, static_energy
-    from hamq.hardware.spec import load_hardware
+    from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
 
     if static and samples is not None:
         raise HamqError("--samples measures data; it cannot be combined with --static")
     if activity is not None and not static:
         raise HamqError("--activity is the assumed input bit activity of --static; add --static")
-    hw = load_hardware(hw_name)
     run = load_run(run_dir)
+    resolved = resolve_hardware(
+        run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
+    )
+    hw = resolved.spec
     if static:
         shape = tuple(run.record["input_shape"])
         act = DEFAULT_ACTIVITY if activity is None else activity
@@ -86,6 +99,12 @@ def energy(run_dir: str, hw_name: str, samples: int | None, batch_size: int, sta
     else:
         report = estimate_energy(run.model, run.data(), hw, samples=samples, batch_size=batch_size)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        out = {
+            **report.to_dict(),
+            "hardware_source": resolved.source,
+            "hardware_spec": hw.model_dump(mode="json"),
+        }
+        click.echo(json.dumps(out, indent=2))
     else:
+        click.echo(f"hardware: {resolved.source}")
         click.echo(report.format_table())

@@ -73,24 +73,51 @@ def train(
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
+@click.option(
+    "--hw",
+    "hw_name",
+    default=None,
+    metavar="PRESET_OR_FILE",
+    help="Count cells on this hardware preset or YAML file instead of the run's recorded one.",
+)
+@click.option(
+    "--set",
+    "hw_sets",
+    multiple=True,
+    metavar="SECTION.FIELD=VALUE",
+    help="Override a hardware field, e.g. --set array.cell_bits=2 (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(run_dir: str, samples: int | None, as_json: bool) -> None:
-    """Evaluate a trained run: test accuracy and exact ON cells of the stored weights."""
+def eval_cmd(
+    run_dir: str,
+    samples: int | None,
+    hw_name: str | None,
+    hw_sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Evaluate a trained run: test accuracy and exact ON cells of the stored weights, on
+    the hardware the run recorded (or --hw / --set, and the output says so)."""
     from hamq.training.record import model_cells
+    from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
-    from hamq.training.trainer import evaluate, hardware_of
+    from hamq.training.trainer import evaluate
 
     run = load_run(run_dir)
+    resolved = resolve_hardware(
+        run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
+    )
     acc = evaluate(run.model, run.data(), run.config.data.eval_batch_size, samples)
     result = {
         "run": str(run_dir),
         "accuracy": acc,
-        **model_cells(run.model, hardware_of(run.config)),
+        "hardware_source": resolved.source,
+        **model_cells(run.model, resolved.spec),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         c = result["cells"]
+        click.echo(f"hardware: {resolved.source}")
         click.echo(f"accuracy {100 * acc:.2f}%  ON cells {c['on']} / {c['total']}")
         for layer in result["layers"]:
             click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")

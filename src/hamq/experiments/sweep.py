@@ -12,7 +12,7 @@ A sweep file (YAML)::
     energy: []                      # lambdas of the energy regularizer
     extra:                          # any other runs, as --set overrides
       - {name: sin-2, set: [regularizer.name=hamming, regularizer.surrogate=sin]}
-    energy_hw: rram-1b              # hardware preset or file for the energy columns
+    energy_hw: rram-1b              # hardware for the energy columns (default: each run's own)
     energy_samples: 1000            # test samples the energy is measured on
     share_float: true               # float pre-training once per seed, reused by all runs
 
@@ -84,7 +84,7 @@ class SweepConfig(Section):
     folds: int | None = Field(None, ge=2, le=100)
     extra: list[ExtraRun] = Field(default_factory=list)
     share_float: bool = True
-    energy_hw: str = "rram-1b"
+    energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
 
 
@@ -125,24 +125,32 @@ def run_config(sweep: SweepConfig, overrides: list[str]) -> TrainConfig:
     return validate(TrainConfig, apply_overrides(sweep.base, overrides), source="sweep run")
 
 
-EnergyFn = Callable[[Path, str, int], dict[str, Any] | None]
+EnergyFn = Callable[[Path, str | None, int], dict[str, Any] | None]
 
 
-def measure_energy(run_dir: Path, hw: str, samples: int) -> dict[str, Any] | None:
-    """Per-inference energy of a finished run on at most ``samples`` test samples, cached in
-    ``energy.json`` (keyed by the hardware and the requested sample count)."""
+def measure_energy(run_dir: Path, hw: str | None, samples: int) -> dict[str, Any] | None:
+    """Per-inference energy of a finished run on at most ``samples`` test samples, on ``hw``
+    (a preset or file) or, when None, on the hardware the run recorded; cached in
+    ``energy.json`` (keyed by the resolved hardware description and the sample count)."""
     from hamq.hardware.estimate import estimate_energy
-    from hamq.hardware.spec import load_hardware
+    from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
 
+    run = load_run(run_dir)
+    resolved = resolve_hardware(run.record, run.config, f"{run_dir}/run.json", hw)
+    spec = resolved.spec.model_dump(mode="json")
     cache = run_dir / "energy.json"
     if cache.exists():
         cached = json.loads(cache.read_text())
-        if cached.get("_hw") == hw and cached.get("_requested_samples") == samples:
+        if cached.get("_hw_spec") == spec and cached.get("_requested_samples") == samples:
             return cached
-    run = load_run(run_dir)
-    report = estimate_energy(run.model, run.data(), load_hardware(hw), samples=samples)
-    result = {**report.to_dict(), "_hw": hw, "_requested_samples": samples}
+    report = estimate_energy(run.model, run.data(), resolved.spec, samples=samples)
+    result = {
+        **report.to_dict(),
+        "_hw": resolved.source,
+        "_hw_spec": spec,
+        "_requested_samples": samples,
+    }
     atomic_write_text(cache, json.dumps(result, indent=2))
     return result
 

@@ -195,3 +195,18 @@ def _hardware_text(name_or_path: str) -> tuple[str, str]:
         raise unknown_name("hardware preset", name_or_path, names)
     folder = resources.files("hamq.hardware") / "presets"
     return (folder / f"{name_or_path}.yaml").read_text(), f"preset '{name_or_path}'"
+
+
+def hardware_from_dict(data: dict[str, Any], source: str) -> HardwareSpec:
+    """A hardware description from a plain mapping (as recorded in a run's ``run.json``)."""
+    if not isinstance(data, dict):
+        raise HamqError(f"{source} must be a mapping of hardware sections")
+    return validate(HardwareSpec, data, source=f"hardware description {source}")
+
+
+def override_hardware(hw: HardwareSpec, sets: list[str], source: str) -> HardwareSpec:
+    """``hw`` with dotted ``section.field=value`` overrides (``--set adc.bits=6``), validated."""
+    from hamq.training.config import apply_overrides
+
+    data = apply_overrides(hw.model_dump(mode="json"), sets)
+    return validate(HardwareSpec, data, source=f"hardware description {source}")

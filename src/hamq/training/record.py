@@ -11,6 +11,7 @@ from torch import nn
 from hamq.hardware.spec import HardwareSpec
 from hamq.hardware.stats import cell_stats
 from hamq.quantization import ConversionReport, quantized_layers
+from hamq.training.run_hardware import hardware_record
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -79,11 +80,7 @@ def build_record(
         "input_shape": list(input_shape),
         "num_classes": num_classes,
         **model_cells(model, hw),
-        "hardware": {
-            "name": hw.name,
-            "representation": hw.representation,
-            "cell_bits": hw.cell_bits,
-        },
+        "hardware": hardware_record(hw),
         "conversion": conversion.to_dict() if conversion is not None else None,
         "history": history,
         "machine": machine_info(device),
