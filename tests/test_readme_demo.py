@@ -140,3 +140,25 @@ def test_machine_in_words() -> None:
 def test_the_real_readme_has_the_markers() -> None:
     text = (REPO / "README.md").read_text()
     assert text.count("<!-- demo:begin -->") == 1 and text.count("<!-- demo:end -->") == 1
+
+
+def test_run_trains_a_fresh_demo_through_the_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = load_script()
+    calls = []
+
+    def fake_run(cmd: list[str], check: bool, stdout: object) -> None:
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        assert not out.exists()  # a fresh folder: nothing reused, the time is a whole demo
+        _demo_folder(out)
+
+    monkeypatch.setattr(script.subprocess, "run", fake_run)
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    assert script.main(["--run", "--readme", str(readme)]) == 0
+    assert calls and calls[0][1:4] == ["-m", "hamq", "demo"]
+    text = readme.read_text()
+    assert "-core " in text and " s); `hamq demo` printed:" in text
+    assert "HamQ λ 0.5 (`w8-hamming-0.5`) removes 66.7%" in text
