@@ -1,5 +1,6 @@
-"""Report statistics against independent references: scipy.stats' own tests and intervals,
-a root-finder for the Wilson bounds, and hand-worked numbers."""
+"""Report statistics against independent references: scipy.stats' own tests and intervals
+(``ttest_1samp``, ``ttest_rel``, ``binomtest(...).proportion_ci``), a root-finder for the
+Wilson bounds, and hand-worked numbers."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def _wilson_by_root_finding(k: int, n: int, z: float) -> tuple[float, float]:
 def test_wilson_matches_its_definition(k: int, n: int) -> None:
     z = st.norm.ppf(0.975)
     assert wilson_interval(k, n) == pytest.approx(_wilson_by_root_finding(k, n, z), abs=1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_matches_scipy_binomtest(confidence: float) -> None:
+    for k, n in [(0, 7), (3, 7), (7, 7), (700, 787), (324, 360)]:
+        ref = st.binomtest(k, n).proportion_ci(confidence, method="wilson")
+        got = wilson_interval(k, n, confidence)
+        assert got == pytest.approx((ref.low, ref.high), abs=1e-12)
 
 
 def test_wilson_hand_worked() -> None:

@@ -153,7 +153,6 @@ def _free_place(
 
 # ---------------------------------------------------------------- Pareto plot
 
-_FAMILY_NAMES = {"none": "baseline", "hamming": "HamQ", "l1": "L1", "energy": "energy reg."}
 _FAMILY_COLOURS = {"baseline": "black", "hamming": "tab:blue", "l1": "tab:orange"}
 _OTHER_COLOURS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 _MARKERS = "osD^v<>"
@@ -422,7 +421,7 @@ def plot_layers(
     layers = [x["name"] for x in base]
     n = len(layers)
     fig, axes = plt.subplots(
-        1, 2, figsize=(8.4, 1.4 + 0.32 * n), dpi=120, sharey=True, squeeze=False
+        1, 2, figsize=(8.4, 1.6 + 0.32 * n), dpi=120, sharey=True, squeeze=False
     )
     ys = list(range(n))
     for ax, key, title in zip(
@@ -443,8 +442,11 @@ def plot_layers(
         ax.tick_params(labelsize=7)
     axes[0][0].set_yticks(ys, layers)
     axes[0][0].invert_yaxis()  # first layer on top
-    axes[0][1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # The legend above both panels, where it can cover no bar.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    height = 1.6 + 0.32 * n
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.28 / height))
     fig.savefig(path, dpi=fig.dpi)
     plt.close(fig)
 
