@@ -231,11 +231,9 @@ def plot_pareto(summary: list[dict[str, Any]], path: Path) -> str:
     front = pareto_front(list(zip(xs, ys, strict=True)))
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "k--", lw=0.9, label="Pareto front",
             zorder=2)  # fmt: skip
-    ax.set_xlabel(
-        f"E_cb per inference ({unit})" + (", mean over seeds" if multi else "")
-        if use_energy
-        else "ON cells" + (", mean over seeds" if multi else "")
-    )
+    over = "folds" if pts and all(s["unit"] == "folds" for s in pts) else "seeds"
+    mean = f", mean over {over}" if multi else ""
+    ax.set_xlabel((f"E_cb per inference ({unit})" if use_energy else "ON cells") + mean)
     ax.set_ylabel("top-1 test accuracy (%)" + (", mean" if multi else ""))
     ax.ticklabel_format(style="plain", useOffset=False)
     ax.grid(alpha=0.3)
@@ -254,8 +252,8 @@ def plot_pareto(summary: list[dict[str, Any]], path: Path) -> str:
 
     n = sorted({s["seeds"] for s in pts})
     how = (
-        f"mean over {n[0] if len(n) == 1 else f'{n[0]} to {n[-1]}'} seeds, error bars ±1 "
-        "sample standard deviation over seeds on both axes"
+        f"mean over {n[0] if len(n) == 1 else f'{n[0]} to {n[-1]}'} {over}, error bars ±1 "
+        f"sample standard deviation over {over} on both axes"
         if multi
         else "one seed, so no error bars"
     )
@@ -476,9 +474,9 @@ def layers_section(
         else f"no setting is within {LAYER_PLOT_MAX_LOSS_PP:g} pp of its baseline; this is "
         "the one with the smallest mean loss"
     )
-    over = f"mean over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else (
-        f"seed {seeds[0]}"
-    )  # fmt: skip
+    unit = entry["unit"]  # "seeds" or "folds"
+    listed = ", ".join(map(str, seeds))
+    over = f"mean over {unit} {listed}" if len(seeds) > 1 else f"{unit[:-1]} {listed}"
     return [
         "![per-layer energy](layers.png)",
         "",
@@ -568,10 +566,15 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
         parts += [f"## Over {unit}", "", f"Mean ± sample standard deviation over {unit}:", ""]
         parts += [format_seed_table(summary), "", format_seed_notes(summary), ""]
     elif regularized:
+        only = (
+            "the per-run 95% interval above is the only measure of uncertainty (test-set "
+            "sampling only, not training noise)"
+            if any(r.get("test_samples") for r in ok)
+            else "these results do not even record the test-set size for a per-run interval"
+        )
         parts += [
             "One seed per setting: no spread over seeds can be estimated and no significance "
-            "test is possible; the per-run 95% interval above is the only measure of "
-            "uncertainty (test-set sampling only, not training noise).",
+            f"test is possible; {only}.",
             "",
         ]
     if regularized:
