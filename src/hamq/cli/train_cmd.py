@@ -192,7 +192,8 @@ def _sweep_and_report(
 @click.argument("sweep_dir", type=click.Path(file_okay=False))
 @click.option("--title", default=None, help="Report title.")
 def report(sweep_dir: str, title: str | None) -> None:
-    """Re-render a sweep's report.md and plots from its results.json (no training)."""
+    """Re-render a sweep's report.md and plots from its results.csv and run folders (no
+    training)."""
     from hamq.experiments.report import rerender
 
     click.echo(f"report: {rerender(Path(sweep_dir), title)}")

@@ -243,12 +243,12 @@ COLUMNS = [
     "w_bits",
     "regularizer",
     "lambda",
+    "fold",
+    "folds",
     "accuracy",
     "test_samples",
     "val_accuracy",
     "selected_epoch",
-    "fold",
-    "folds",
     "accuracy_delta_pp",
     "cells_on",
     "cells_total",
@@ -274,37 +274,85 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The paper-style table (Markdown): accuracy, ON cells, E_cb, E_cb&AD, reductions."""
+def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
+    """The paper-style table (Markdown): accuracy with its 95% interval, ON cells, E_cb,
+    E_cb&AD (each energy column in the SI unit that reads best), reductions; with ``notes``
+    one line under it per column saying what it is."""
+    from hamq.experiments.stats import wilson_interval
+    from hamq.experiments.units import energy_unit
+
+    ok = [r for r in rows if r.get("status") == "ok"]
     has_energy = any("e_cb_j" in r for r in rows)
-    head = ["run", "accuracy", "Δacc (pp)", "ON cells", "ON red."]
+    has_n = any(r.get("test_samples") for r in ok)
+    head = ["run", "accuracy", *(["95% CI"] if has_n else []), "Δacc (pp)", "ON cells", "ON red."]
+    units = {k: energy_unit(r.get(k) for r in ok) for k in ("e_cb_j", "e_cb_ad_j")}
     if has_energy:
-        head += ["E_cb (nJ)", "E_cb&AD (nJ)", "E_cb red.", "E_cb&AD red."]
+        head += [f"E_cb ({units['e_cb_j'][0]})", f"E_cb&AD ({units['e_cb_ad_j'][0]})"]
+        head += ["E_cb red.", "E_cb&AD red."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if r.get("status") != "ok":
             lines.append(f"| {r['name']} | {r.get('status')} |" + " |" * (len(head) - 2))
             continue
-        cells = [
-            r["name"],
-            f"{100 * r['accuracy']:.2f}%",
+        cells = [r["name"], f"{100 * r['accuracy']:.2f}%"]
+        if has_n:
+            n = int(r.get("test_samples") or 0)
+            ci = wilson_interval(round(r["accuracy"] * n), n) if n else None
+            cells.append("" if ci is None else f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]")
+        cells += [
             _fmt(r.get("accuracy_delta_pp"), "{:+.2f}"),
             str(r["cells_on"]),
             _pct(r.get("cells_on_reduction")),
         ]
         if has_energy:
-            cells += [
-                _fmt(_nj(r.get("e_cb_j")), "{:.4g}"),
-                _fmt(_nj(r.get("e_cb_ad_j")), "{:.4g}"),
-                _pct(r.get("e_cb_reduction")),
-                _pct(r.get("e_cb_ad_reduction")),
-            ]
+            cells += [_fmt(_in(r.get(k), units[k][1]), "{:.4g}") for k in ("e_cb_j", "e_cb_ad_j")]
+            cells += [_pct(r.get("e_cb_reduction")), _pct(r.get("e_cb_ad_reduction"))]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *_column_notes(ok, has_energy, has_n)]
     return "\n".join(lines)
 
 
-def _nj(x: float | None) -> float | None:
-    return None if x is None else x * 1e9
+def _column_notes(ok: list[dict[str, Any]], has_energy: bool, has_n: bool) -> list[str]:
+    """One line per column of :func:`format_table`, and what the method names mean."""
+    notes = ["- accuracy: top-1 accuracy on the test set."]
+    if has_n:
+        sizes = sorted({int(r["test_samples"]) for r in ok if r.get("test_samples")})
+        n = ", ".join(map(str, sizes))
+        gaps = any(not r.get("test_samples") for r in ok)
+        missing = "; blank where a run does not record its test-set size" if gaps else ""
+        notes.append(
+            f"- 95% CI: Wilson score interval of the accuracy on the run's n = {n} test "
+            f"samples (%){missing}."
+        )
+    else:
+        notes.append(
+            "- No 95% interval of the accuracy: these results do not record how many test "
+            "samples it was measured on."
+        )
+    notes += [
+        "- Δacc (pp): accuracy minus the baseline's (same bit width and seed), in "
+        "percentage points.",
+        "- ON cells: crossbar cells storing a non-zero level, counted exactly from the stored "
+        "weights; ON red.: fewer ON cells than the baseline, in %.",
+    ]
+    if has_energy:
+        notes += [
+            "- E_cb: modeled crossbar cell read energy per inference (every read of a cell on "
+            "a driven row, at its level's energy).",
+            "- E_cb&AD: E_cb plus the energy of the ADC conversions, per inference.",
+            "- E_cb red., E_cb&AD red.: their reductions against the baseline, in %.",
+        ]
+    notes.append(
+        '- Methods: "hamming" is HamQ (the Hamming-weight regularizer), "l1" is L1 on the '
+        'weights, "baseline" has no regularizer; `w8-hamming-0.5` is 8-bit weights, HamQ '
+        "λ 0.5 (a trailing -sN names the seed)."
+    )
+    return notes
+
+
+def _in(x: float | None, unit: float) -> float | None:
+    return None if x is None else x / unit
 
 
 def _fmt(x: float | None, spec: str) -> str:
