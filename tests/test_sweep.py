@@ -168,10 +168,8 @@ def test_ray_options_without_the_ray_backend_are_refused(
     sweep.write_text(yaml.safe_dump({"base": {"train": {"float_epochs": 1, "qat_epochs": 1}}}))
     code, _, err = run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"), *flags)
     assert code == 2
-    assert (
-        err.strip()
-        == f"error: {flags[0]} only apply to --backend ray; add --backend ray or drop them"
-    )
+    expected = f"error: {flags[0]} is only for --backend ray; add --backend ray or drop it"
+    assert err.strip() == expected
     assert not (tmp_path / "o").exists()
 
 
