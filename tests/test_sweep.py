@@ -210,3 +210,22 @@ def test_ray_waves_put_each_run_after_the_run_whose_float_weights_it_starts_from
     # Without share_float nothing waits.
     alone = sweep_runs(sweep.model_copy(update={"share_float": False}), tmp_path)
     assert waves(alone) == [alone]
+
+
+def test_an_unreachable_ray_address_is_refused_at_once() -> None:
+    import socket
+    import time
+
+    from hamq.experiments.ray_sweep import check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(
+        HamqError, match=rf"cannot reach a Ray cluster at --address 127.0.0.1:{port}"
+    ):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(HamqError, match="cannot reach"):
+        check_reachable("ray://no-port-here")
+    assert time.perf_counter() - started < 5  # refused, not retried for minutes as ray.init does

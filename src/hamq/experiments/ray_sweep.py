@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,24 @@ def waves(runs: list[SweepRun]) -> list[list[SweepRun]]:
         done |= {r.name for r in wave}
         left = [r for r in left if r.name not in done]
     return out
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nobody listens on.
+
+    ``ray.init`` would retry such an address for minutes; ``auto`` and ``local`` pass.
+    """
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if address in ("auto", "local"):
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as err:
+        raise HamqError(
+            f"cannot reach a Ray cluster at --address {address} ({err or type(err).__name__}); "
+            "give the head node's host:port ('ray start --head' prints it) or leave it out"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,8 @@ class RayBackend:
                     "process; leave address unset to use that Ray"
                 )
             return False
+        if self.address is not None:
+            check_reachable(self.address)
         try:
             ray.init(
                 address=self.address,
