@@ -203,7 +203,10 @@ class RayBackend:
         tuner = tune.Tuner(
             trainable,
             param_space={"name": tune.grid_search(list(by_name))},
-            tune_config=tune.TuneConfig(reuse_actors=False),
+            # A new worker process per trial costs seconds (it imports torch and hamq); a
+            # reused one is what the local backend does for every run: each run seeds its own
+            # model and epoch generators, and _trial sets cwd and threads anew.
+            tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(
                 name=time.strftime("sweep-%Y%m%d-%H%M%S") + f"-{os.getpid()}-wave{index}",
                 storage_path=str(storage),
