@@ -13,7 +13,10 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +229,35 @@ def test_killed_trials_resume_or_are_recorded_without_harming_the_others(
     assert "trial failed" in error and len(error.splitlines()) > 1
     assert f"w8-doomed: {doomed['status']}; see {OUT / 'w8-doomed' / 'error.txt'}" in lines
     assert sum("restarted, it resumes" in line for line in lines) == 2  # one per death
+
+
+def _sleeps(run: SweepRun) -> dict[str, Any]:
+    """Says it started, then sleeps far longer than the test waits."""
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "started").touch()
+    time.sleep(120)
+    return {"name": run.name, "status": "ok", "accuracy": 0.0, "cells_on": 0}
+
+
+def test_ctrl_c_stops_a_ray_sweep_instead_of_reporting_its_runs_as_failed(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    runs = [SweepRun("slow", [], tmp_path / "slow")]
+
+    def interrupt_once_started() -> None:
+        for _ in range(600):
+            if (tmp_path / "slow" / "started").exists():
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends to the hamq process
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        RayBackend()(runs, _sleeps, lambda s: None)
+    assert time.perf_counter() - started < 100  # stopped, not waited for
+    assert (tmp_path / "slow" / "started").is_file()
+    assert not (tmp_path / "slow" / "error.txt").exists()  # not recorded as a failed run
 
 
 def test_a_run_no_node_can_host_is_refused(ray_cluster: None, tmp_path: Path) -> None:

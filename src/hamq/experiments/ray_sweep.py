@@ -98,8 +98,9 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 class RayBackend:
     """Schedules a sweep's runs as Ray Tune trials (see the module docstring).
 
-    address: Ray cluster to join (``ray://host:10001`` or ``host:6379``); None starts a
-        local Ray for the sweep (or joins the one ``RAY_ADDRESS`` names) and stops it after.
+    address: Ray cluster to join, ``host:6379`` of its head node (Ray Client's
+        ``ray://host:10001`` is untested); None starts a local Ray for the sweep (or joins
+        the one ``RAY_ADDRESS`` names) and stops it after.
         Ray already initialized in this process (tests, notebooks) is used as it is.
     cpus_per_run: CPUs reserved per trial; the trial's torch uses as many threads.
     gpus_per_run: GPUs reserved per trial (fractions share a GPU); 0 runs on CPU.
@@ -222,12 +223,11 @@ class RayBackend:
             run = by_name[result.config["name"]]
             if "row" in (result.metrics or {}) and result.error is None:
                 rows[run.name] = json.loads(result.metrics["row"])
-            else:
+            elif result.error is not None:
                 rows[run.name] = _failed_row(run, result.error, self.max_failures)
                 log(row_message(rows[run.name], run.run_dir))
-        for run in wave:  # a trial Tune never ran (the driver was interrupted)
-            if run.name not in rows:
-                rows[run.name] = _failed_row(run, None, self.max_failures)
+        if len(rows) < len(wave):  # Tune stopped trials early: Ctrl-C in this process
+            raise KeyboardInterrupt
         return rows
 
 
@@ -248,14 +248,11 @@ def _trial(
     tune.report({"row": json.dumps(row)})
 
 
-def _failed_row(run: SweepRun, error: BaseException | None, max_failures: int) -> dict[str, Any]:
-    """The row of a trial that ended without a result; details go to its ``error.txt``."""
-    if error is None:
-        what = "the trial ended without a result (interrupted?); rerun the sweep to go on"
-    else:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        what = f"trial failed after {max_failures} restart(s): {type(error).__name__}: {first}"
-    record_failure(run.run_dir, f"{what}\n\n{error!s}\n" if error is not None else what + "\n")
+def _failed_row(run: SweepRun, error: BaseException, max_failures: int) -> dict[str, Any]:
+    """The row of a trial that failed for good; Tune's error goes to its ``error.txt``."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    what = f"trial failed after {max_failures} restart(s): {type(error).__name__}: {first}"
+    record_failure(run.run_dir, f"{what}\n\n{error!s}\n")
     return {"name": run.name, "overrides": " ".join(run.overrides), "status": f"failed: {what}"}
 
 
@@ -287,7 +284,12 @@ def _quiet_tune() -> Iterator[None]:
     before_env = os.environ.get("RAY_AIR_NEW_OUTPUT")
     # Tune logs INFO lines, and a failed trial's traceback at ERROR from its controller: the
     # rows, the lines logged here and the run's error.txt say the same without tracebacks.
-    levels = {"ray.tune": logging.WARNING, "ray.tune.execution.tune_controller": logging.CRITICAL}
+    # On Ctrl-C Tune suggests Tuner.restore, which hamq does not use (rerun the sweep instead).
+    levels = {
+        "ray.tune": logging.WARNING,
+        "ray.tune.execution.tune_controller": logging.CRITICAL,
+        "ray.tune.tune": logging.ERROR,
+    }
     loggers = {logging.getLogger(name): level for name, level in levels.items()}
     before = {lg: lg.level for lg in loggers}
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the new output engine prints headers at verbose=0
