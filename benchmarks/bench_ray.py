@@ -1,6 +1,7 @@
 """What Ray costs to start, and from what grid size ``hamq sweep --backend ray`` pays off.
 
     python benchmarks/bench_ray.py [--runs 4] [--float-epochs 2] [--qat-epochs 3]
+                                   [--local-threads 2 1]
 
 Needs ``pip install "hamq[ray]"``. Measures, on this machine, wall seconds of:
 
@@ -73,6 +74,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4, help="runs in the grid (N)")
     ap.add_argument("--float-epochs", type=int, default=2)
     ap.add_argument("--qat-epochs", type=int, default=3)
+    ap.add_argument(
+        "--local-threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="torch threads of the local backend's timings (default: all cores, then 1)",
+    )
     args = ap.parse_args()
 
     import ray
@@ -86,17 +94,14 @@ def main() -> None:
           f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
     print(f"grid: {args.runs} digits runs, {args.float_epochs}+{args.qat_epochs} epochs each")
 
-    started = time.perf_counter()
-    run_sweep(sweep, work / "local", **quiet)
-    local_s = time.perf_counter() - started
-    t_local = train_times(work / "local")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same runs on one thread, one after the other
-    started = time.perf_counter()
-    run_sweep(sweep, work / "local1", **quiet)
-    local1_s = time.perf_counter() - started
-    t_local1 = train_times(work / "local1")
-    torch.set_num_threads(threads)
+    local: dict[int, tuple[float, list[float]]] = {}  # threads -> (grid s, training s per run)
+    before = torch.get_num_threads()
+    for threads in args.local_threads or [cores, 1]:
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        run_sweep(sweep, work / f"local{threads}", **quiet)
+        local[threads] = (time.perf_counter() - started, train_times(work / f"local{threads}"))
+    torch.set_num_threads(before)
 
     started = time.perf_counter()
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
@@ -118,19 +123,17 @@ def main() -> None:
     print(
         "no-op Tune experiment: " + ", ".join(f"{n} trial(s) {s:.1f} s" for n, s in noop_s.items())
     )
-    for label, total, times in (
-        (f"{threads} threads", local_s, t_local),
-        ("1 thread", local1_s, t_local1),
-    ):
-        print(f"local backend: {total:.1f} s for the grid; training per run "
-              f"{statistics.median(times):.2f} s median (torch on {label})")  # fmt: skip
+    for threads, (total, times) in local.items():
+        median = statistics.median(times)
+        print(f"local backend: {total:.1f} s for the grid; training per run {median:.2f} s "
+              f"median (torch on {threads} thread(s))")  # fmt: skip
     print(f"ray backend:   {ray_s:.1f} s for the grid with Ray up (+ init {init_s:.1f} s = "
           f"{ray_s + init_s:.1f} s); training per run {statistics.median(t_ray):.2f} s median "
           f"(1 thread, {cores} at once)")  # fmt: skip
     # Break-even: N * T_local = S + ceil(N / P) * T_batch, S = init + one experiment.
     step_ray = (ray_s - exp_s) / math.ceil(args.runs / cores)  # a batch of P runs on Ray
     start = init_s + exp_s
-    for label, total in ((f"{threads} threads", local_s), ("1 thread", local1_s)):
+    for threads, (total, _) in local.items():
         step_local = total / args.runs  # a run's whole cost on the local backend
         gain = cores * step_local - step_ray  # what a batch of P runs saves on Ray
         verdict = (
@@ -138,8 +141,9 @@ def main() -> None:
             if gain > 0
             else "never pays off: P runs side by side take longer than one after the other"
         )
-        print(f"model vs local on {label}: local = N * {step_local:.2f} s; ray = {start:.1f} s "
-              f"+ ceil(N/{cores}) * {step_ray:.2f} s: Ray {verdict}")  # fmt: skip
+        model = f"ray = {start:.1f} s + ceil(N/{cores}) * {step_ray:.2f} s"
+        print(f"model vs local on {threads} thread(s): local = N * {step_local:.2f} s; "
+              f"{model}: Ray {verdict}")  # fmt: skip
 
 
 if __name__ == "__main__":
