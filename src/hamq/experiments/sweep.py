@@ -123,6 +123,10 @@ def measure_energy(run_dir: Path, hw: str, samples: int) -> dict[str, Any] | Non
     return result
 
 
+ERROR_FILE = "error.txt"
+"""What broke a run (a traceback, or Tune's error), in its run folder."""
+
+
 @dataclass(frozen=True)
 class SweepRun:
     """One run of a sweep, as a backend schedules it.
@@ -242,9 +246,6 @@ def train_and_measure(
         record_failure(run.run_dir, traceback.format_exc())
         row.update(status=f"failed: {type(err).__name__}: {err}")
     return row
-
-
-ERROR_FILE = "error.txt"
 
 
 def record_failure(run_dir: Path, details: str) -> None:
