@@ -48,7 +48,6 @@ from hamq.training.trainer import train_run  # noqa: E402
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 OUT = Path("sweep")  # relative on purpose: trials must run in the driver's folder
-TITLE, COMMAND = "tiny", "hamq sweep tiny.yaml"
 
 
 def tiny_sweep(**update: Any) -> SweepConfig:
