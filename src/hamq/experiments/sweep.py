@@ -21,6 +21,10 @@ With ``share_float`` the first run of each seed trains its float stage and saves
 (``train.init_from``, ``train.float_epochs=0``), so a grid of N runs pays for one float
 stage. The float stage depends only on the seed, model, data and float optimizer, none of
 which the grid varies; a sweep whose extra runs change those must set share_float: false.
+
+One function trains and measures one run (``train_and_measure``); a backend only schedules
+those calls: ``local_backend`` (default, one after the other) or ``ray_sweep.RayBackend``
+(one Ray Tune trial per run; docs/sweeps.md). The rows and report do not depend on which.
 """
 
 from __future__ import annotations
