@@ -21,14 +21,20 @@ With ``share_float`` the first run of each seed trains its float stage and saves
 (``train.init_from``, ``train.float_epochs=0``), so a grid of N runs pays for one float
 stage. The float stage depends only on the seed, model, data and float optimizer, none of
 which the grid varies; a sweep whose extra runs change those must set share_float: false.
+
+One function trains and measures one run (``train_and_measure``); a backend only schedules
+those calls: ``local_backend`` (default, one after the other) or ``ray_sweep.RayBackend``
+(one Ray Tune trial per run; docs/sweeps.md). The rows and report do not depend on which.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,60 +161,149 @@ def measure_energy(run_dir: Path, hw: str | None, samples: int) -> dict[str, Any
     return result
 
 
+ERROR_FILE = "error.txt"
+"""What broke a run (a traceback, or Tune's error), in its run folder."""
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep, as a backend schedules it.
+
+    ``needs``: the runs whose float weights this one starts from (``share_float``); a
+    backend that trains runs side by side must finish those first. ``finished``: the run
+    folder already holds this run's final weights and record (from any backend or command).
+    """
+
+    name: str
+    overrides: list[str]
+    run_dir: Path
+    needs: tuple[str, ...] = ()
+    finished: bool = False
+
+
+RunOne = Callable[[SweepRun], dict[str, Any]]
+"""Trains and measures one run and returns its result row (never raises for a failed run)."""
+
+Backend = Callable[[list[SweepRun], RunOne, Callable[[str], None]], list[dict[str, Any]]]
+"""Schedules ``run_one`` over the runs, logs each row's line, returns the rows in run order."""
+
+
+def sweep_runs(sweep: SweepConfig, out: Path) -> list[SweepRun]:
+    """The runs of ``sweep`` with their folders under ``out``, in ``variants`` order."""
+    named = variants(sweep, out)
+    runs = []
+    for name, overrides in named:
+        needs = tuple(n for n, _ in named if f"train.init_from={out / n}" in overrides)
+        runs.append(
+            SweepRun(name, overrides, out / name, needs, _finished(sweep, overrides, out / name))
+        )
+    return runs
+
+
+def _finished(sweep: SweepConfig, overrides: list[str], run_dir: Path) -> bool:
+    from hamq.training.trainer import finished_record
+
+    try:
+        return finished_record(run_config(sweep, overrides), run_dir) is not None
+    except (HamqError, ValueError):  # invalid run or unreadable record: training it says why
+        return False
+
+
 def run_sweep(
     sweep: SweepConfig,
     out: Path,
     progress: bool = True,
     energy_fn: EnergyFn = measure_energy,
     log: Callable[[str], None] = print,
+    backend: Backend | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every variant into ``out/<name>`` and return one result row per run."""
-    from hamq.training.trainer import train_run
+    """Train every variant into ``out/<name>`` and return one result row per run.
 
+    ``backend`` schedules the runs (default: one after the other in this process; see
+    ``hamq.experiments.ray_sweep.RayBackend`` for Ray Tune); rows and reductions are the
+    same whichever backend trained them.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, overrides in variants(sweep, out):
-        run_dir = out / name
-        row: dict[str, Any] = {"name": name, "overrides": " ".join(overrides)}
-        try:
-            cfg = run_config(sweep, overrides)
-            row.update(
-                seed=cfg.seed,
-                w_bits=cfg.quant.w_bits,
-                regularizer=cfg.regularizer.name,
-                **{"lambda": cfg.regularizer.lambda_},
-            )
-            record = train_run(cfg, run_dir, resume=True, progress=progress)
-            assert record is not None
-            ev = record.get("evaluation", {})
-            row.update(
-                status="ok",
-                accuracy=record["accuracy"],
-                test_samples=ev.get("test_samples"),
-                val_accuracy=ev.get("val_accuracy"),
-                selected_epoch=ev.get("selected_epoch"),
-                fold=cfg.data.fold if cfg.data.folds is not None else None,
-                folds=cfg.data.folds,
-                cells_on=record["cells"]["on"],
-                cells_total=record["cells"]["total"],
-                hw_hist=_total_hw_hist(record),
-            )
-            energy = energy_fn(run_dir, sweep.energy_hw, sweep.energy_samples)
-            if energy is not None:
-                t = energy["totals"]
-                row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
-            log(f"{name}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}")
-        except HamqError as err:
-            row.update(status=f"failed: {err}")
-            log(f"{name}: failed: {err}")
-        except Exception as err:  # a broken run must not stop the sweep
-            (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            row.update(status=f"failed: {type(err).__name__}: {err}")
-            log(f"{name}: failed ({type(err).__name__}: {err}); see {run_dir / 'error.txt'}")
-        rows.append(row)
+    run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
+    rows = (backend or local_backend)(sweep_runs(sweep, out), run_one, log)
     add_reductions(rows)
     return rows
+
+
+def local_backend(
+    runs: list[SweepRun], run_one: RunOne, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Every run in turn, in this process (the default backend)."""
+    rows = []
+    for run in runs:
+        rows.append(run_one(run))
+        log(row_message(rows[-1], run.run_dir))
+    return rows
+
+
+def train_and_measure(
+    sweep: SweepConfig,
+    run: SweepRun,
+    progress: bool = True,
+    energy_fn: EnergyFn = measure_energy,
+) -> dict[str, Any]:
+    """Train (or reuse) one run of the sweep, measure its energy, return its result row.
+
+    A failure is recorded in the row's ``status`` ("failed: ..."), with the traceback in
+    the run's ``error.txt`` for anything but a user error; a stale ``error.txt`` of an
+    earlier attempt is removed first.
+    """
+    from hamq.training.trainer import train_run
+
+    row: dict[str, Any] = {"name": run.name, "overrides": " ".join(run.overrides)}
+    (run.run_dir / ERROR_FILE).unlink(missing_ok=True)
+    try:
+        cfg = run_config(sweep, run.overrides)
+        row.update(
+            seed=cfg.seed,
+            w_bits=cfg.quant.w_bits,
+            regularizer=cfg.regularizer.name,
+            **{"lambda": cfg.regularizer.lambda_},
+        )
+        record = train_run(cfg, run.run_dir, resume=True, progress=progress)
+        assert record is not None
+        ev = record.get("evaluation", {})
+        row.update(
+            status="ok",
+            accuracy=record["accuracy"],
+            test_samples=ev.get("test_samples"),
+            val_accuracy=ev.get("val_accuracy"),
+            selected_epoch=ev.get("selected_epoch"),
+            fold=cfg.data.fold if cfg.data.folds is not None else None,
+            folds=cfg.data.folds,
+            cells_on=record["cells"]["on"],
+            cells_total=record["cells"]["total"],
+            hw_hist=_total_hw_hist(record),
+        )
+        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples)
+        if energy is not None:
+            t = energy["totals"]
+            row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
+    except HamqError as err:
+        row.update(status=f"failed: {err}")
+    except Exception as err:  # a broken run must not stop the sweep
+        record_failure(run.run_dir, traceback.format_exc())
+        row.update(status=f"failed: {type(err).__name__}: {err}")
+    return row
+
+
+def record_failure(run_dir: Path, details: str) -> None:
+    """Write what broke a run into its ``error.txt``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / ERROR_FILE, details)
+
+
+def row_message(row: dict[str, Any], run_dir: Path) -> str:
+    """The one log line of a finished or failed run."""
+    if row.get("status") == "ok":
+        return f"{row['name']}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}"
+    see = f"; see {run_dir / ERROR_FILE}" if (run_dir / ERROR_FILE).is_file() else ""
+    return f"{row['name']}: {row.get('status')}{see}"
 
 
 def _total_hw_hist(record: dict[str, Any]) -> list[int]:

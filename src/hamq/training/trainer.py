@@ -283,6 +283,19 @@ def train_epoch(
     return {k: v / max(1, n) for k, v in sums.items()}
 
 
+def finished_record(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
+    """The record of run folder ``out`` if it finished training ``cfg``, else None.
+
+    A folder is finished when it holds its final weights and a record of the same config,
+    whichever sweep backend or command trained it.
+    """
+    out = Path(out)
+    if not ((out / RECORD).exists() and (out / MODEL).exists()):
+        return None
+    record = json.loads((out / RECORD).read_text())
+    return record if record.get("config") == cfg.to_plain() else None
+
+
 def train_run(
     cfg: TrainConfig,
     out: Path,
@@ -302,10 +315,8 @@ def train_run(
         raise HamqError(
             f"'{out}' already holds a run; add --resume to continue it or choose another --out"
         )
-    if resume and (out / RECORD).exists() and (out / MODEL).exists():
-        record = json.loads((out / RECORD).read_text())
-        if record.get("config") == cfg.to_plain():
-            return record
+    if resume and (record := finished_record(cfg, out)) is not None:
+        return record
     device = resolve_device(cfg.train.device)
     hw = hardware_of(cfg)
     if data is None:
