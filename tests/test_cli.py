@@ -95,15 +95,3 @@ def test_help_lists_commands() -> None:
     assert proc.returncode == 0
     for cmd in ("train", "eval", "demo"):
         assert cmd in proc.stdout
-
-
-def test_demo_quick_prints_the_table_with_energy(tmp_path: Path) -> None:
-    proc = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert set(rows) == {"w8-baseline", "w8-l1-0.02", "w8-hamming-1"}
-    assert all(r["status"] == "ok" for r in rows.values())
-    base, ham = rows["w8-baseline"], rows["w8-hamming-1"]
-    assert ham["cells_on_reduction"] == pytest.approx(1 - ham["cells_on"] / base["cells_on"])
-    assert ham["e_cb_reduction"] == pytest.approx(1 - ham["e_cb_j"] / base["e_cb_j"])
-    assert (tmp_path / "demo" / "report.md").is_file()
