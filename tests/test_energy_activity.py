@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hamq.hardware.energy import (
-    batch_activity,
     expected_activity,
+    input_activity,
     input_schedule,
     popcount_u8,
 )
@@ -24,7 +24,7 @@ def test_popcount_u8_matches_python() -> None:
 @pytest.mark.parametrize("a_bits", [2, 4, 5, 8])
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("k", [1, 2, 3, 8])
-def test_batch_activity_matches_python(a_bits: int, signed: bool, k: int) -> None:
+def test_input_activity_matches_python(a_bits: int, signed: bool, k: int) -> None:
     """Activity = sum over digits of |x| (base 2**k) of digit / (2**k - 1); driven = number
     of non-zero digits; both summed over the batch."""
     sched = input_schedule(a_bits, signed, k)
@@ -32,7 +32,7 @@ def test_batch_activity_matches_python(a_bits: int, signed: bool, k: int) -> Non
     gen = torch.Generator().manual_seed(a_bits * 100 + k * 10 + signed)
     hi = 2**m - 1
     codes = torch.randint(-hi if signed else 0, hi + 1, (5, 3, 2), generator=gen)
-    act, drv = batch_activity(codes, sched)
+    act, drv = input_activity(codes, sched)
     want_act = torch.zeros(3, 2, dtype=torch.float64)
     want_drv = torch.zeros(3, 2, dtype=torch.float64)
     for b in range(5):

@@ -1,15 +1,23 @@
 """Energy of a converted model: stream data through it (``estimate_energy``) or assume an
-input-bit activity (``static_energy``), and apply the closed form of ``energy.py``.
+input-bit activity (``static_energy``). The energy itself is computed in ``energy.py``
+(``layer_cost``); this module only collects each layer's sums.
 
-Statistics come from forward pre-hooks on the quantized layers: each hook turns the layer's
-input into the integer codes the rows see (``input_quant.to_int``) and adds their sums to
-the layer's :class:`~hamq.hardware.energy.LayerSums`; nothing per sample is kept.
+One :class:`LayerProbe` per quantized layer adds the sums of every batch of integer input
+codes the layer's rows see (``energy.batch_sums``); nothing per sample is kept. The codes
+come from the layer's own input quantizer: while ``estimate_energy`` runs, a calibrated
+quantizer's forward is replaced by one that computes the codes once
+(``energy.quantize_codes``), hands them to the probe and returns ``codes * scale``, the
+values its fake-quantized forward returns (a zero may lose its sign), so counting costs no
+second quantization of every activation. A quantizer with a learned step (LSQ) keeps its
+forward and a forward pre-hook quantizes the input again with ``scale()``, as ``to_int``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,20 +26,21 @@ from torch import nn
 from hamq.errors import HamqError
 from hamq.hardware.energy import (
     InputSchedule,
+    LayerEnergy,
     LayerSums,
-    batch_activity,
-    expected_activity,
+    batch_sums,
+    expected_sums,
     input_schedule,
+    input_vectors,
     layer_cost,
+    quantize_codes,
     skip_zero_conversions,
-    static_skip_zero_conversions,
-    window_row_sums,
 )
-from hamq.hardware.mapping import LayerMapping, map_layer
-from hamq.hardware.report import EnergyReport, LayerEnergy
+from hamq.hardware.mapping import LayerMapping, conv_geometry, map_layer, map_weights
+from hamq.hardware.report import EnergyReport
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
-from hamq.quantization.export import IntegerLayer, integer_layer
+from hamq.quantization.export import IntegerLayer
 from hamq.quantization.modules import ActQuantizer, QuantLayer
 
 DEFAULT_ACTIVITY = 0.5
@@ -43,84 +52,88 @@ _SKIP_ZERO_CHUNK = 1 << 22
 
 
 class LayerProbe:
-    """Accumulates the data-dependent sums of one layer from its integer input codes."""
+    """Accumulates the additive sums of one layer (:class:`~hamq.hardware.energy.LayerSums`)
+    from the integer input codes its rows see."""
 
-    def __init__(self, layer: IntegerLayer, mapping: LayerMapping, hw: HardwareSpec) -> None:
-        self.layer = layer
+    def __init__(self, mapping: LayerMapping, schedule: InputSchedule, hw: HardwareSpec) -> None:
         self.mapping = mapping
-        self.schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
-        self.tile_rows = hw.array.rows
+        self.schedule = schedule
         self.skip_zero = hw.adc.skip_zero
-        self.row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)  # (G, K)
-        self.sums = LayerSums(0.0, 0.0, 0.0, 0.0, 0.0 if self.skip_zero else None)
-        self._device: torch.device | None = None
+        zeros = torch.zeros(mapping.groups, mapping.rows, dtype=torch.float64)
+        self.sums = LayerSums(0.0, 0.0, zeros, 0.0, 0.0 if self.skip_zero else None)
         self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
 
-    def _to(self, device: torch.device) -> None:
-        if self._device != device:
-            self.row_e_pj = self.row_e_pj.to(device)
-            self._device = device
-
-    def add(self, codes: torch.Tensor) -> None:
-        """Add one batch of integer input codes (``(B, C, H, W)`` or ``(B, ..., K)``)."""
-        self._accumulate(codes.abs(), codes if self.skip_zero else None)
-
-    def add_input(self, quant: ActQuantizer, x: torch.Tensor) -> None:
-        """Add one batch of float layer inputs, quantized by the layer's input quantizer.
-
-        The magnitudes are ``|input_quant.to_int(x)|`` computed in place in float and cast
-        to uint8: the same values without int64 traffic, since this runs on every batch.
-        """
-        lo, hi = quant.int_range
-        mag = torch.round(x.detach() / quant.scale().detach()).clamp_(lo, hi).abs_()
-        codes = quant.to_int(x) if self.skip_zero else None
-        self._accumulate(mag.to(torch.uint8), codes)
-
-    def _accumulate(self, mag: torch.Tensor, codes: torch.Tensor | None) -> None:
-        self._to(mag.device)
-        lay = self.layer
-        act, drv = batch_activity(mag, self.schedule)  # summed over the batch
-        if lay.kind == "conv2d":
-            geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
-            act_rows = window_row_sums(act, *geom)
-            driven = float(window_row_sums(drv, *geom).sum())
-            vectors = mag.shape[0] * _conv_positions(lay, mag.shape[2:])
-        else:
-            k = mag.shape[-1]
-            act_rows = act.reshape(-1, k).sum(0)
-            driven = float(drv.sum())
-            vectors = mag.numel() // k
-        e_cb = float((act_rows.reshape(self.row_e_pj.shape) * self.row_e_pj).sum())
-        conversions = None if codes is None else self._skip_zero(codes)
-        self.sums = self.sums + LayerSums(mag.shape[0], vectors, e_cb, driven, conversions)
+    def add(self, codes: torch.Tensor, magnitudes: torch.Tensor | None = None) -> None:
+        """Add one batch of integer input codes, ``(B, C, H, W)`` or ``(B, ..., K)``
+        (integer or integer-valued float); ``magnitudes``: ``|codes|`` as uint8, when at
+        hand (the signs matter only for ``adc.skip_zero``)."""
+        sums = batch_sums(self.mapping, self.schedule, codes if magnitudes is None else magnitudes)
+        if self.skip_zero:
+            sums = replace(sums, conversions=self._skip_zero(codes))
+        self.sums = self.sums + sums
 
     def _skip_zero(self, codes: torch.Tensor) -> float:
-        per_sample = max(
-            1, codes[0].numel() * self.layer.kernel_size[0] * self.layer.kernel_size[1]
-        )
-        chunk = max(1, _SKIP_ZERO_CHUNK // per_sample)
+        m = self.mapping
+        taps = 1 if m.conv is None else m.conv.kernel_size[0] * m.conv.kernel_size[1]
+        chunk = max(1, _SKIP_ZERO_CHUNK // max(1, codes[0].numel() * taps))
         if self._levels is None or self._levels.device != codes.device:
-            self._levels = self.mapping.levels.to(codes.device)
-        levels = self._levels
+            self._levels = m.levels.to(codes.device)
         total = 0.0
         for i in range(0, codes.shape[0], chunk):
-            vecs = self.layer.input_vectors(codes[i : i + chunk])
-            total += skip_zero_conversions(vecs, levels, self.schedule, self.tile_rows)
+            vecs = input_vectors(codes[i : i + chunk], m)
+            total += skip_zero_conversions(vecs, self._levels, self.schedule, m.tile_rows)
         return total
 
 
-def _conv_positions(layer: IntegerLayer, hw_in: tuple[int, ...] | torch.Size) -> int:
-    """Output positions of a conv layer for an input of spatial size ``hw_in``."""
-    n = 1
-    for size, k, s, p, d in zip(
-        hw_in, layer.kernel_size, layer.stride, layer.padding, layer.dilation, strict=True
-    ):
-        n *= (size + 2 * p - d * (k - 1) - 1) // s + 1
-    return n
+def _quantize_and_probe(quant: ActQuantizer, probe: LayerProbe, x: torch.Tensor) -> torch.Tensor:
+    """A calibrated quantizer's eval forward, ``fake_quant(x, scale, lo, hi)``, that also
+    hands the codes to ``probe``: one quantization serves both."""
+    lo, hi = quant.int_range
+    scale = quant.scale()
+    codes, mag = quantize_codes(x, scale, lo, hi)
+    probe.add(codes, mag)
+    return codes.mul_(scale)
+
+
+def _probe_input(probe: LayerProbe, layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """Forward pre-hook: quantize the layer's input as ``to_int`` does and probe it."""
+    quant: ActQuantizer = layer.input_quant  # type: ignore[assignment]
+    lo, hi = quant.int_range
+    codes, mag = quantize_codes(args[0].detach(), quant.scale().detach(), lo, hi)
+    probe.add(codes, mag)
+
+
+@contextmanager
+def _probing(probes: list[tuple[str, QuantLayer, LayerProbe]]) -> Iterator[None]:
+    """Feed every layer's input codes to its probe while the block runs (eval mode)."""
+    patched: list[ActQuantizer] = []
+    handles = []
+    try:
+        for _, layer, probe in probes:
+            quant = layer.input_quant
+            if quant.mode == "calibrated":
+                quant.forward = partial(_quantize_and_probe, quant, probe)  # type: ignore[method-assign]
+                patched.append(quant)
+            else:
+                handles.append(layer.register_forward_pre_hook(partial(_probe_input, probe)))
+        yield
+    finally:
+        for quant in patched:
+            del quant.forward
+        for h in handles:
+            h.remove()
 
 
 def _resolve_hw(hw: HardwareSpec | str | Path) -> HardwareSpec:
     return hw if isinstance(hw, HardwareSpec) else load_hardware(hw)
+
+
+def _weight_codes(layer: QuantLayer) -> torch.Tensor:
+    """The integer weights of ``layer`` (``weight_int()``) as int8 on the CPU: the same
+    ``clamp(round(w / scale))`` without an int64 copy of every weight."""
+    q = layer.q_max
+    codes = torch.div(layer.weight.detach(), layer.weight_scale()).round_().clamp_(-q, q)
+    return codes.to(torch.int8).cpu()
 
 
 def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, LayerProbe]]:
@@ -135,8 +148,12 @@ def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, 
             )
     out = []
     for name, layer in layers:
-        ilayer = integer_layer(name, layer)
-        out.append((name, layer, LayerProbe(ilayer, map_layer(ilayer, hw), hw)))
+        conv = conv_geometry(layer)
+        groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
+        mapping = map_weights(name, _weight_codes(layer), conv, groups, layer.w_bits, hw)
+        q = layer.input_quant
+        schedule = input_schedule(q.bits, bool(q.signed), hw.input.bits_per_cycle)
+        out.append((name, layer, LayerProbe(mapping, schedule, hw)))
     return out
 
 
@@ -167,34 +184,6 @@ def _batches(data: object, batch_size: int, samples: int | None) -> Iterator[tor
         yield x
 
 
-def _layer_energy(probe: LayerProbe, sums: LayerSums, hw: HardwareSpec) -> LayerEnergy:
-    m, lay = probe.mapping, probe.layer
-    cost = layer_cost(m, probe.schedule, sums, hw)
-    cells_on = m.cells_on
-    return LayerEnergy(
-        name=lay.name,
-        kind=lay.kind,
-        groups=m.groups,
-        rows=m.rows,
-        cols=m.cols,
-        tiles=m.tiles,
-        row_tiles=m.row_tiles,
-        col_tiles=m.col_tiles,
-        utilization=m.utilization,
-        cells_on=cells_on,
-        on_fraction=cells_on / m.cells_used,
-        input_cycles=probe.schedule.cycles,
-        vectors=sums.vectors / sums.samples,
-        macs=cost.macs,
-        conversions=cost.conversions,
-        cycles=cost.cycles,
-        latency_s=cost.latency_s,
-        e_cb_j=cost.e_cb_j,
-        e_adc_j=cost.e_adc_j,
-        e_periph_j=cost.e_periph_j,
-    )
-
-
 def layer_energy(
     layer: IntegerLayer, codes: torch.Tensor, hw: HardwareSpec | str | Path
 ) -> LayerEnergy:
@@ -205,9 +194,11 @@ def layer_energy(
         codes: int64 input codes of ``B`` inferences, ``(B, C, H, W)`` or ``(B, ..., K)``.
     """
     hw = _resolve_hw(hw)
-    probe = LayerProbe(layer, map_layer(layer, hw), hw)
+    mapping = map_layer(layer, hw)
+    schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
+    probe = LayerProbe(mapping, schedule, hw)
     probe.add(codes)
-    return _layer_energy(probe, probe.sums, hw)
+    return layer_cost(mapping, schedule, probe.sums, hw)
 
 
 def estimate_energy(
@@ -236,28 +227,21 @@ def estimate_energy(
         raise HamqError(f"batch_size = {batch_size}: must be at least 1")
     probes = _prepare(model, hw)
     device = next(model.parameters()).device
-    handles = []
-    for _, layer, probe in probes:
-
-        def hook(mod: nn.Module, args: tuple[torch.Tensor, ...], probe: LayerProbe = probe) -> None:
-            probe.add_input(mod.input_quant, args[0])  # type: ignore[arg-type]
-
-        handles.append(layer.register_forward_pre_hook(hook))
     was_training = model.training
     model.eval()
     n = 0
     try:
-        with torch.no_grad():
+        with _probing(probes), torch.no_grad():
             for x in _batches(data, batch_size, samples):
                 model(x.to(device))
                 n += x.shape[0]
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     if n == 0:
         raise HamqError("no samples to estimate energy on: the data is empty")
-    layers = [_layer_energy(p, replace(p.sums, samples=n), hw) for _, _, p in probes]
+    layers = [
+        layer_cost(p.mapping, p.schedule, replace(p.sums, samples=n), hw) for _, _, p in probes
+    ]
     return EnergyReport(hardware=hw.name, mode="data", samples=n, layers=layers)
 
 
@@ -295,35 +279,12 @@ def static_energy(
             h.remove()
         model.train(was_training)
     layers = []
-    for name, _, probe in probes:
-        sums = _static_sums(probe, shapes[name], activity)
-        layers.append(_layer_energy(probe, sums, hw))
+    for name, _, p in probes:
+        sums = expected_sums(p.mapping, p.schedule, shapes[name][1:], activity, p.skip_zero)
+        layers.append(layer_cost(p.mapping, p.schedule, sums, hw))
     return EnergyReport(
         hardware=hw.name, mode="static", samples=1, layers=layers, activity=activity
     )
-
-
-def _static_sums(probe: LayerProbe, shape: tuple[int, ...], p_bit: float) -> LayerSums:
-    """Expected sums of one inference (input of ``shape``, batch 1) at bit activity p."""
-    lay, g, sched = probe.layer, probe.mapping.groups, probe.schedule
-    act, drv = expected_activity(sched, p_bit)
-    row_e = probe.row_e_pj.cpu()
-    if lay.kind == "conv2d":
-        geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
-        rows = window_row_sums(torch.ones(shape[1:], dtype=torch.float64), *geom)
-        e_cb = act * float((rows.reshape(row_e.shape) * row_e).sum())
-        driven = drv * float(rows.sum())
-        vectors = float(_conv_positions(lay, shape[2:]))
-    else:
-        vectors = float(torch.Size(shape[1:-1]).numel())
-        e_cb = vectors * act * float(row_e.sum())
-        driven = vectors * drv * probe.mapping.rows * g
-    conversions = None
-    if probe.skip_zero:
-        conversions = vectors * static_skip_zero_conversions(
-            probe.mapping.levels, sched, probe.tile_rows, p_bit
-        )
-    return LayerSums(1.0, vectors, e_cb, driven, conversions)
 
 
 __all__ = [

@@ -1,11 +1,13 @@
-"""Mapping a quantized layer onto crossbar tiles.
+"""Mapping a quantized layer onto crossbar tiles, and what its stored cells are.
 
 A layer unrolls to ``groups`` blocks of ``K`` rows (``C_in/groups * kh * kw``, in the
 channel-major order of the conv weight) by ``N`` logical columns (``C_out/groups``). Each
 weight occupies ``cells_per_weight`` physical columns (column sets x slices, see
 ``representation.py``), so a block has ``N * cells_per_weight`` physical columns, ordered
 weight-major: column ``n * cells_per_weight + s * slices + j`` holds slice ``j`` of set
-``s`` of weight ``n``.
+``s`` of weight ``n``. For a convolution, row ``(c, i, j)`` of block ``g`` is driven by
+input channel ``g * C_in/groups + c`` at kernel tap ``(i, j)`` of each output position
+(:class:`ConvGeometry`).
 
 Tiling: a block's rows split into ``ceil(K / R)`` row tiles and its physical columns into
 ``ceil(cols / C)`` column tiles, for an array of ``R x C`` cells.
@@ -19,13 +21,22 @@ layer shows how much of its arrays it wastes.
 
 Cells of a tile that hold no weight (past the last row or column) are neither driven nor
 read: they cost no energy, only area (they lower the utilization).
+
+**Per-code tables.** A weight's cells depend only on its integer code, so what the energy
+model needs per row (ON cells, read energy ``rowEnergy[r] = sum_c E_cell[level(r, c)]``) is a
+table over the ``2**bits - 1`` codes looked up once per weight and summed over the row's
+``N`` weights: no cell-level tensor is built. The weights are kept as int8 codes (``|q| <=
+127``), so the lookup reads one byte per weight.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache, cached_property
 
+import numpy as np
 import torch
+from torch import nn
 
 from hamq.errors import HamqError
 from hamq.hardware.representation import (
@@ -34,8 +45,6 @@ from hamq.hardware.representation import (
     cells_per_weight,
     check_layout,
     level_table,
-    on_cell_table,
-    q_max,
 )
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.export import IntegerLayer
@@ -46,11 +55,66 @@ def ceil_div(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True)
+class ConvGeometry:
+    """How a convolution's input drives its rows: kernel size, stride, padding, dilation
+    (each ``(height, width)``), as in ``torch.nn.functional.conv2d``."""
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    def positions(self, hw_in: tuple[int, ...] | torch.Size) -> int:
+        """Output positions (input vectors per sample) for an input of spatial size
+        ``hw_in = (H, W)``."""
+        n = 1
+        for size, k, s, p, d in zip(
+            hw_in, self.kernel_size, self.stride, self.padding, self.dilation, strict=True
+        ):
+            n *= (size + 2 * p - d * (k - 1) - 1) // s + 1
+        return n
+
+
+def conv_geometry(layer: IntegerLayer | nn.Module) -> ConvGeometry | None:
+    """The :class:`ConvGeometry` of a conv layer (exported or a ``Conv2d``), None for a
+    linear layer."""
+    if isinstance(layer, IntegerLayer) and layer.kind != "conv2d":
+        return None
+    if not isinstance(layer, IntegerLayer | nn.Conv2d):
+        return None
+    return ConvGeometry(
+        tuple(layer.kernel_size),  # type: ignore[arg-type]
+        tuple(layer.stride),  # type: ignore[arg-type]
+        tuple(layer.padding),  # type: ignore[arg-type]
+        tuple(layer.dilation),  # type: ignore[arg-type]
+    )
+
+
+def row_sums(per_weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """Sum of a per-weight quantity over the ``N`` weights of every crossbar row.
+
+    Args:
+        per_weight: ``(C_out, ...)`` in the layout of the layer's weight (conv
+            ``(C_out, C_in/groups, kh, kw)``, linear ``(C_out, C_in)``), any dtype.
+    Returns:
+        ``(groups, K)``: entry ``[g, r]`` sums block ``g``'s weights on row ``r``. Integer
+        inputs are summed in int64 (exact), floats in their own dtype (with gradient).
+    """
+    c_out = per_weight.shape[0]
+    blocks = per_weight.reshape(groups, c_out // groups, -1)
+    if not per_weight.is_floating_point():
+        return blocks.sum(1, dtype=torch.int64)
+    return blocks.sum(1)
+
+
+@dataclass(frozen=True)
 class LayerMapping:
     """Where one layer's cells sit on the arrays.
 
     Attributes:
         name: layer name.
+        kind: ``conv2d`` or ``linear``.
+        conv: how a conv layer's input drives its rows (None for a linear layer).
         groups: group blocks (1 for a dense layer, C_in for depthwise).
         rows: crossbar rows of one block, K.
         weights: logical columns (weights per row) of one block, N.
@@ -58,11 +122,14 @@ class LayerMapping:
         cols: physical columns of one block, ``N * cells_per_weight``.
         tile_rows, tile_cols: array size R x C.
         row_tiles, col_tiles: tiles of one block along rows and columns.
-        matrices: int64 integer weights ``(groups, K, N)``.
+        codes: int8 integer weights in the weight's layout, ``(C_out, ...)`` (block ``g``
+            holds output channels ``g * N .. (g + 1) * N - 1``).
         w_bits, representation, cell_bits: how the weights are stored.
     """
 
     name: str
+    kind: str
+    conv: ConvGeometry | None
     groups: int
     rows: int
     weights: int
@@ -72,10 +139,16 @@ class LayerMapping:
     tile_cols: int
     row_tiles: int
     col_tiles: int
-    matrices: torch.Tensor
+    codes: torch.Tensor
     w_bits: int
     representation: Representation
     cell_bits: int
+
+    @property
+    def matrices(self) -> torch.Tensor:
+        """int64 integer weight matrices ``(groups, K, N)`` (rows by logical columns)."""
+        blocks = self.codes.reshape(self.groups, self.weights, self.rows)
+        return blocks.transpose(1, 2).to(torch.int64)
 
     @property
     def levels(self) -> torch.Tensor:
@@ -98,45 +171,67 @@ class LayerMapping:
         """Used cells / allocated cells (tiles x R x C), in 0..1."""
         return self.cells_used / (self.tiles * self.tile_rows * self.tile_cols)
 
+    @cached_property
+    def row_cells_on(self) -> torch.Tensor:
+        """Cells at a non-zero level on each row: int64 ``(groups, K)`` (computed once)."""
+        table = _by_byte(on_cell_table_u8(self.w_bits, self.representation, self.cell_bits))
+        return row_sums(_lookup(table, self.codes), self.groups)
+
     @property
     def cells_on(self) -> int:
         """Cells at a non-zero level."""
-        table = on_cell_table(self.w_bits, self.representation, self.cell_bits)
-        return int(table[self.matrices + q_max(self.w_bits)].sum())
+        return int(self.row_cells_on.sum())
 
     def row_energy_pj(self, e_cell_pj: tuple[float, ...] | list[float]) -> torch.Tensor:
-        """Energy of reading every cell of each row once at full input: float64 ``(G, K)``,
-        pJ; ``rowEnergy[r] = sum_c e_cell_pj[level(r, c)]``, through a per-integer table."""
-        table = cell_energy_table(self.w_bits, self.representation, self.cell_bits, e_cell_pj)
-        return table[self.matrices + q_max(self.w_bits)].sum(-1)
+        """Energy of reading every cell of each row once at full input: float64
+        ``(groups, K)``, pJ; ``rowEnergy[r] = sum_c e_cell_pj[level(r, c)]``.
 
-    @property
-    def row_tile_index(self) -> torch.Tensor:
-        """Row tile of each row of a block, int64 ``(K,)``."""
-        return torch.arange(self.rows) // self.tile_rows
+        With 1-bit cells that is ``e_off * cells + (e_on - e_off) * ON cells`` (integer
+        counts, exact); with multi-level cells a per-code energy table is summed per row.
+        """
+        e = tuple(float(v) for v in e_cell_pj)
+        if self.cell_bits == 1:
+            n_cells = self.weights * self.cells_per_weight
+            return e[0] * n_cells + (e[1] - e[0]) * self.row_cells_on.to(torch.float64)
+        table = _by_byte(cell_energy_table(self.w_bits, self.representation, self.cell_bits, e))
+        return row_sums(_lookup(table, self.codes), self.groups)
 
 
-def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
-    """Cell levels and tiling of ``layer`` on the arrays of ``hw``.
+def map_weights(
+    name: str,
+    codes: torch.Tensor,
+    conv: ConvGeometry | None,
+    groups: int,
+    w_bits: int,
+    hw: HardwareSpec,
+) -> LayerMapping:
+    """Tiling and cells of a layer with integer weights ``codes`` on the arrays of ``hw``.
+
+    Args:
+        codes: integer weights in the weight's layout, conv ``(C_out, C_in/groups, kh, kw)``
+            or linear ``(C_out, C_in)``, any integer dtype, ``|q| <= 2**(w_bits-1) - 1``.
+        conv: the conv geometry (None for a linear layer).
 
     Raises :class:`HamqError` naming ``array.cell_bits`` / ``array.representation`` when the
     layer's weight bits cannot be stored that way (see ``representation.check_layout``).
     """
     rep, cell_bits = hw.representation, hw.cell_bits
     try:
-        check_layout(layer.w_bits, rep, cell_bits)
+        check_layout(w_bits, rep, cell_bits)
     except ValueError as err:
         raise HamqError(
             f"hardware {hw.name}: array.cell_bits = {cell_bits} with array.representation = "
-            f"{rep} cannot store the {layer.w_bits}-bit weights of layer '{layer.name}': {err}"
+            f"{rep} cannot store the {w_bits}-bit weights of layer '{name}': {err}"
         ) from None
-    mats = layer.matrices()  # (G, K, N)
-    g, k, n = mats.shape
-    cpw = cells_per_weight(layer.w_bits, rep, cell_bits)
+    n = codes.shape[0] // groups
+    k = codes[0].numel()
+    cpw = cells_per_weight(w_bits, rep, cell_bits)
     r, c = hw.array.rows, hw.array.cols
     return LayerMapping(
-        name=layer.name,
-        groups=g,
+        name=name,
+        kind="linear" if conv is None else "conv2d",
+        conv=conv,
+        groups=groups,
         rows=k,
         weights=n,
         cells_per_weight=cpw,
@@ -145,11 +240,25 @@ def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
         tile_cols=c,
         row_tiles=ceil_div(k, r),
         col_tiles=ceil_div(n * cpw, c),
-        matrices=mats,
-        w_bits=layer.w_bits,
+        codes=codes if codes.dtype == torch.int8 else codes.to(torch.int8),
+        w_bits=w_bits,
         representation=rep,
         cell_bits=cell_bits,
     )
+
+
+def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
+    """:func:`map_weights` of an exported layer."""
+    return map_weights(layer.name, layer.w_int, conv_geometry(layer), layer.groups,
+                       layer.w_bits, hw)  # fmt: skip
+
+
+@cache
+def _cell_energy_values(
+    bits: int, rep: Representation, cell_bits: int, e_cell_pj: tuple[float, ...]
+) -> tuple[float, ...]:
+    table = torch.tensor(e_cell_pj, dtype=torch.float64)
+    return tuple(table[level_table(bits, rep, cell_bits)].sum((-1, -2)).tolist())
 
 
 def cell_energy_table(
@@ -159,13 +268,47 @@ def cell_energy_table(
 
     Returns float64 ``(2**bits - 1,)``: entry ``i`` is ``sum over the cells of q = i - q_max
     of e_cell_pj[level]`` (column sets and slices, see ``representation.level_table``).
+    Computed once per (bits, representation, cell bits, energies); a new tensor each call.
     """
-    table = torch.tensor(e_cell_pj, dtype=torch.float64)
-    return table[level_table(bits, rep, cell_bits)].sum((-1, -2))
+    values = _cell_energy_values(bits, rep, cell_bits, tuple(float(e) for e in e_cell_pj))
+    return torch.tensor(values, dtype=torch.float64)
+
+
+@cache
+def _on_cell_values(bits: int, rep: Representation, cell_bits: int) -> tuple[int, ...]:
+    return tuple((level_table(bits, rep, cell_bits) > 0).sum((-1, -2)).tolist())
+
+
+def on_cell_table_u8(bits: int, rep: Representation, cell_bits: int) -> torch.Tensor:
+    """Cells at a non-zero level for each integer ``-q_max .. q_max``: uint8
+    ``(2**bits - 1,)`` (at most 14 cells per weight)."""
+    return torch.tensor(_on_cell_values(bits, rep, cell_bits), dtype=torch.uint8)
+
+
+def _by_byte(table: torch.Tensor) -> torch.Tensor:
+    """A per-code table (entry ``i`` for ``q = i - q_max``) re-indexed by the code's int8
+    byte ``q mod 256``, so a lookup needs no offset (256 entries; unused ones 0)."""
+    m = (table.numel() - 1) // 2
+    out = torch.zeros(256, dtype=table.dtype)
+    out[torch.arange(-m, m + 1) % 256] = table
+    return out
+
+
+def _lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """``table[codes mod 256]`` for int8 codes (same shape, the table's dtype).
+
+    On the CPU through numpy's ``take`` with uint8 indices: about 8x faster than torch's
+    gather, which widens every index to int64 (ResNet-18 has 11M weights).
+    """
+    idx = codes.view(torch.uint8)
+    if idx.device.type == "cpu":
+        return torch.from_numpy(np.take(table.numpy(), idx.numpy()))
+    return table.to(idx.device)[idx.long()]
 
 
 def row_energy_pj(levels: torch.Tensor, e_cell_pj: tuple[float, ...] | list[float]) -> torch.Tensor:
-    """Energy of reading every cell of each row once at full input, in pJ.
+    """Energy of reading every cell of each row once at full input, in pJ, from cell levels
+    (a reference for :meth:`LayerMapping.row_energy_pj`).
 
     Args:
         levels: int64 cell levels ``(..., K, cols)``.
@@ -175,3 +318,17 @@ def row_energy_pj(levels: torch.Tensor, e_cell_pj: tuple[float, ...] | list[floa
     """
     table = torch.tensor(e_cell_pj, dtype=torch.float64, device=levels.device)
     return table[levels].sum(-1)
+
+
+__all__ = [
+    "ConvGeometry",
+    "LayerMapping",
+    "ceil_div",
+    "cell_energy_table",
+    "conv_geometry",
+    "map_layer",
+    "map_weights",
+    "on_cell_table_u8",
+    "row_energy_pj",
+    "row_sums",
+]
