@@ -53,11 +53,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hamq.hardware.mapping import ConvGeometry, LayerMapping, ceil_div
+from hamq.hardware.mapping import ConvGeometry, LayerMapping, ceil_div, popcount_u8
 from hamq.hardware.spec import HardwareSpec
 
 PJ = 1e-12  # joules per picojoule
@@ -155,31 +154,6 @@ def activity_table(schedule: InputSchedule) -> tuple[torch.Tensor, torch.Tensor]
     return d.sum(-1) / full, (d > 0).sum(-1).to(torch.float64)
 
 
-_M1, _M2, _M4 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F
-_NP_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
-
-
-def popcount_u8(x: torch.Tensor) -> torch.Tensor:
-    """Set bits of each value of a uint8 tensor (uint8, same shape).
-
-    On the CPU numpy's ``bitwise_count`` (the hardware popcount, about 10x faster than
-    the fallback); elsewhere a SWAR popcount on eight bytes packed in one int64 (Hacker's
-    Delight 5-1): a few integer ops on 1/8 of the elements.
-    """
-    if _NP_POPCOUNT and x.device.type == "cpu":
-        return torch.from_numpy(np.bitwise_count(x.numpy()))
-    flat = x.reshape(-1)
-    pad = -flat.numel() % 8
-    if pad:
-        flat = torch.cat((flat, flat.new_zeros(pad)))
-    v = flat.view(torch.int64)
-    v = v - ((v >> 1) & _M1)
-    v = (v & _M2) + ((v >> 2) & _M2)
-    v = (v + (v >> 4)) & _M4
-    out = v.view(torch.uint8)
-    return (out[: x.numel()] if pad else out).reshape(x.shape)
-
-
 def input_activity(
     codes: torch.Tensor, schedule: InputSchedule
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,10 +205,12 @@ def expected_activity(schedule: InputSchedule, p_bit: float) -> tuple[float, flo
 def row_activity(total: torch.Tensor, conv: ConvGeometry | None, groups: int) -> torch.Tensor:
     """Activity of every crossbar row from a per-input-element map summed over the batch.
 
-    The rows of a conv layer are (c_in, kh, kw) taps, so ``sum_v m[v, r] * w[r]`` equals
-    ``sum_r w[r] * (sum_v m[v, r])``; the inner sum is linear in the map, so the map is
-    summed over the batch first and unfolded once: no per-sample unfold, far cheaper than
-    the layer itself. Zero padding adds nothing.
+    ``sum_v m[v, r] * w[r] = sum_r w[r] * (sum_v m[v, r])`` and the inner sum is linear in
+    the map, so the map is summed over the batch first and each row takes its sum once.
+    A conv row is a tap ``(c, i, j)``; the input elements it reads over all output positions
+    form a grid, so its sum is ``U[i] @ total[c] @ V[j]`` with ``U[i, h] = 1`` where input
+    row ``h`` is under kernel row ``i`` at some output row (likewise ``V`` for columns):
+    two small matrix products, exact in float64, and zero padding adds nothing.
 
     Args:
         total: a per-element map summed over the batch, ``(C_in, H, W)`` for a conv
@@ -246,22 +222,31 @@ def row_activity(total: torch.Tensor, conv: ConvGeometry | None, groups: int) ->
     if conv is None:
         k = total.shape[-1]
         return total.reshape(-1, k).sum(0, dtype=torch.float64).reshape(1, k)
-    cols = F.unfold(
-        total.unsqueeze(0).to(torch.float64),
-        conv.kernel_size,
-        conv.dilation,
-        conv.padding,
-        conv.stride,
-    )  # (1, C_in*kh*kw, L)
-    return cols[0].sum(-1).reshape(groups, -1)
+    h, w = total.shape[-2:]
+    u = _taps(h, 0, conv, total.device)  # (kh, H)
+    v = _taps(w, 1, conv, total.device)  # (kw, W)
+    rows = u @ (total.to(torch.float64) @ v.T)  # (C_in, kh, kw)
+    return rows.reshape(groups, -1)
 
 
-def vectors_per_sample(mapping: LayerMapping, sample_shape: tuple[int, ...] | torch.Size) -> int:
+def _taps(size: int, axis: int, conv: ConvGeometry, device: torch.device) -> torch.Tensor:
+    """float64 ``(k, size)``: 1 where input index ``h`` along ``axis`` (0 rows, 1 columns) is
+    read by kernel index ``i`` at some output position, else 0."""
+    k, s, p, d = conv.kernel_size[axis], conv.stride[axis], conv.padding[axis], conv.dilation[axis]
+    out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+    read = torch.arange(out, device=device) * s - p + d * torch.arange(k, device=device)[:, None]
+    hits = (read[..., None] == torch.arange(size, device=device)).any(1)  # (k, size)
+    return hits.to(torch.float64)
+
+
+def vectors_per_sample(
+    sample_shape: tuple[int, ...] | torch.Size, conv: ConvGeometry | None
+) -> int:
     """Input vectors (per group block) of one sample of shape ``sample_shape`` (no batch
     dimension): output positions of a conv, leading elements of a linear layer's input."""
-    if mapping.conv is not None:
-        return mapping.conv.positions(tuple(sample_shape[1:]))
-    return int(torch.Size(sample_shape).numel()) // mapping.rows
+    if conv is not None:
+        return conv.positions(tuple(sample_shape[1:]))
+    return int(torch.Size(sample_shape).numel()) // sample_shape[-1]
 
 
 def input_vectors(codes: torch.Tensor, mapping: LayerMapping) -> torch.Tensor:
@@ -391,43 +376,39 @@ class LayerSums:
         )
 
 
-def batch_sums(mapping: LayerMapping, schedule: InputSchedule, codes: torch.Tensor) -> LayerSums:
-    """The sums of one batch of integer input codes (``(B, C, H, W)`` or ``(B, ..., K)``;
-    uint8 magnitudes are enough: signs do not change E_cb). Conversions are not counted
-    (see :func:`skip_zero_conversions`)."""
+def batch_sums(
+    codes: torch.Tensor, schedule: InputSchedule, conv: ConvGeometry | None, groups: int
+) -> LayerSums:
+    """The sums of one batch of integer input codes (``(B, C, H, W)`` for a conv, ``(B, ...,
+    K)`` for a linear layer; uint8 magnitudes are enough: signs do not change E_cb).
+    Conversions are not counted here (see :func:`skip_zero_conversions`)."""
     act, drv = input_activity(codes, schedule)
-    rows = row_activity(act, mapping.conv, mapping.groups)
-    driven = rows if drv is act else row_activity(drv, mapping.conv, mapping.groups)
+    rows = row_activity(act, conv, groups)
+    driven = rows if drv is act else row_activity(drv, conv, groups)
     b = codes.shape[0]
-    vectors = b * vectors_per_sample(mapping, codes.shape[1:])
+    vectors = b * vectors_per_sample(codes.shape[1:], conv)
     return LayerSums(b, vectors, rows, float(driven.sum()))
 
 
 def expected_sums(
-    mapping: LayerMapping,
-    schedule: InputSchedule,
     sample_shape: tuple[int, ...],
+    schedule: InputSchedule,
+    conv: ConvGeometry | None,
+    groups: int,
     p_bit: float,
-    skip_zero: bool,
 ) -> LayerSums:
     """Expected sums of one inference with input of ``sample_shape`` (no batch dimension)
     when every input magnitude bit is 1 with probability ``p_bit`` (static mode).
 
     Every input element has the same expected activity (:func:`expected_activity`), so the
     rows' activity is that times the number of input elements under each row (zero
-    padding excluded): :func:`row_activity` of a map of ones.
+    padding excluded): :func:`row_activity` of a map of ones. Conversions are not counted
+    here (see :func:`static_skip_zero_conversions`).
     """
     act, drv = expected_activity(schedule, p_bit)
-    taps = row_activity(torch.ones(sample_shape, dtype=torch.float64), mapping.conv,
-                        mapping.groups)  # fmt: skip
-    vectors = vectors_per_sample(mapping, sample_shape)
-    conversions = None
-    if skip_zero:
-        per_vector = static_skip_zero_conversions(
-            mapping.levels, schedule, mapping.tile_rows, p_bit
-        )
-        conversions = vectors * per_vector
-    return LayerSums(1.0, float(vectors), act * taps, drv * float(taps.sum()), conversions)
+    taps = row_activity(torch.ones(sample_shape, dtype=torch.float64), conv, groups)
+    vectors = vectors_per_sample(sample_shape, conv)
+    return LayerSums(1.0, float(vectors), act * taps, drv * float(taps.sum()))
 
 
 def tops_per_w(macs: float, e_total_j: float) -> float:

@@ -35,8 +35,15 @@ from hamq.hardware.energy import (
     layer_cost,
     quantize_codes,
     skip_zero_conversions,
+    static_skip_zero_conversions,
 )
-from hamq.hardware.mapping import LayerMapping, conv_geometry, map_layer, map_weights
+from hamq.hardware.mapping import (
+    ConvGeometry,
+    LayerMapping,
+    check_storage,
+    conv_geometry,
+    map_weights,
+)
 from hamq.hardware.report import EnergyReport
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
@@ -52,28 +59,54 @@ _SKIP_ZERO_CHUNK = 1 << 22
 
 
 class LayerProbe:
-    """Accumulates the additive sums of one layer (:class:`~hamq.hardware.energy.LayerSums`)
-    from the integer input codes its rows see."""
+    """Collects what one layer's report row needs: the additive sums of the integer input
+    codes its rows see (:class:`~hamq.hardware.energy.LayerSums`), the shape of one sample
+    of its input, and its mapping once its integer weights are known.
 
-    def __init__(self, mapping: LayerMapping, schedule: InputSchedule, hw: HardwareSpec) -> None:
-        self.mapping = mapping
+    Args:
+        name: the layer's name; conv: its conv geometry (None: linear); groups: group
+            blocks; rows: crossbar rows of one block, K; w_bits: weight bits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        conv: ConvGeometry | None,
+        groups: int,
+        rows: int,
+        w_bits: int,
+        schedule: InputSchedule,
+        hw: HardwareSpec,
+    ) -> None:
+        self.name, self.conv, self.groups, self.w_bits = name, conv, groups, w_bits
         self.schedule = schedule
-        self.skip_zero = hw.adc.skip_zero
-        zeros = torch.zeros(mapping.groups, mapping.rows, dtype=torch.float64)
-        self.sums = LayerSums(0.0, 0.0, zeros, 0.0, 0.0 if self.skip_zero else None)
+        self.hw = hw
+        self.mapping: LayerMapping | None = None
+        self.sample_shape: tuple[int, ...] | None = None
+        zeros = torch.zeros(groups, rows, dtype=torch.float64)
+        self.sums = LayerSums(0.0, 0.0, zeros, 0.0, 0.0 if hw.adc.skip_zero else None)
         self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
+
+    def set_weights(self, codes: torch.Tensor) -> None:
+        """Map the layer's integer weights (``(C_out, ...)``, any integer dtype)."""
+        self.mapping = map_weights(self.name, codes.cpu(), self.conv, self.groups,
+                                   self.w_bits, self.hw)  # fmt: skip
 
     def add(self, codes: torch.Tensor, magnitudes: torch.Tensor | None = None) -> None:
         """Add one batch of integer input codes, ``(B, C, H, W)`` or ``(B, ..., K)``
         (integer or integer-valued float); ``magnitudes``: ``|codes|`` as uint8, when at
-        hand (the signs matter only for ``adc.skip_zero``)."""
-        sums = batch_sums(self.mapping, self.schedule, codes if magnitudes is None else magnitudes)
-        if self.skip_zero:
+        hand (the signs matter only for ``adc.skip_zero``, which needs the weights first)."""
+        mag = codes if magnitudes is None else magnitudes
+        sums = batch_sums(mag, self.schedule, self.conv, self.groups)
+        if self.hw.adc.skip_zero:
             sums = replace(sums, conversions=self._skip_zero(codes))
         self.sums = self.sums + sums
+        self.sample_shape = tuple(codes.shape[1:])
 
     def _skip_zero(self, codes: torch.Tensor) -> float:
         m = self.mapping
+        if m is None:
+            raise RuntimeError("skip_zero conversions need the layer's weights: set_weights first")
         taps = 1 if m.conv is None else m.conv.kernel_size[0] * m.conv.kernel_size[1]
         chunk = max(1, _SKIP_ZERO_CHUNK // max(1, codes[0].numel() * taps))
         if self._levels is None or self._levels.device != codes.device:
@@ -83,6 +116,12 @@ class LayerProbe:
             vecs = input_vectors(codes[i : i + chunk], m)
             total += skip_zero_conversions(vecs, self._levels, self.schedule, m.tile_rows)
         return total
+
+    def report(self, sums: LayerSums) -> LayerEnergy:
+        """The layer's report row for ``sums`` (``energy.layer_cost``)."""
+        if self.mapping is None:
+            raise RuntimeError(f"layer '{self.name}': no weights mapped")
+        return layer_cost(self.mapping, self.schedule, sums, self.hw)
 
 
 def _quantize_and_probe(quant: ActQuantizer, probe: LayerProbe, x: torch.Tensor) -> torch.Tensor:
@@ -103,37 +142,53 @@ def _probe_input(probe: LayerProbe, layer: nn.Module, args: tuple[torch.Tensor, 
     probe.add(codes, mag)
 
 
+def _weight_codes(layer: QuantLayer, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``clamp(round(w / scale))`` of ``weight_int()`` as a new float tensor."""
+    q = layer.q_max
+    scale = layer.weight_scale() if scale is None else scale
+    return torch.div(layer.weight.detach(), scale).clamp_(-q, q).round_()
+
+
+def _fake_weights_and_probe(layer: QuantLayer, probe: LayerProbe) -> torch.Tensor:
+    """The layer's ``weight_fake()``, ``fake_quant(w, scale, -q_max, q_max)``, that also maps
+    its integer weights the first time: the forward's own weight quantization serves both
+    (ResNet-18 has 11M weights)."""
+    scale = layer.weight_scale()
+    codes = _weight_codes(layer, scale)
+    if probe.mapping is None:
+        probe.set_weights(codes.to(torch.int8))
+    return codes.mul_(scale)
+
+
 @contextmanager
 def _probing(probes: list[tuple[str, QuantLayer, LayerProbe]]) -> Iterator[None]:
-    """Feed every layer's input codes to its probe while the block runs (eval mode)."""
-    patched: list[ActQuantizer] = []
+    """While the block runs (eval mode, no grad), feed every layer's input codes and
+    integer weights to its probe."""
+    patched: list[tuple[nn.Module, str]] = []
     handles = []
     try:
         for _, layer, probe in probes:
+            layer.weight_fake = partial(_fake_weights_and_probe, layer, probe)  # type: ignore[method-assign]
+            patched.append((layer, "weight_fake"))
             quant = layer.input_quant
             if quant.mode == "calibrated":
                 quant.forward = partial(_quantize_and_probe, quant, probe)  # type: ignore[method-assign]
-                patched.append(quant)
+                patched.append((quant, "forward"))
             else:
                 handles.append(layer.register_forward_pre_hook(partial(_probe_input, probe)))
         yield
     finally:
-        for quant in patched:
-            del quant.forward
+        for module, attr in patched:
+            delattr(module, attr)
         for h in handles:
             h.remove()
+        for _, layer, probe in probes:
+            if probe.mapping is None:  # the layer did not run
+                probe.set_weights(_weight_codes(layer).to(torch.int8))
 
 
 def _resolve_hw(hw: HardwareSpec | str | Path) -> HardwareSpec:
     return hw if isinstance(hw, HardwareSpec) else load_hardware(hw)
-
-
-def _weight_codes(layer: QuantLayer) -> torch.Tensor:
-    """The integer weights of ``layer`` (``weight_int()``) as int8 on the CPU: the same
-    ``clamp(round(w / scale))`` without an int64 copy of every weight."""
-    q = layer.q_max
-    codes = torch.div(layer.weight.detach(), layer.weight_scale()).round_().clamp_(-q, q)
-    return codes.to(torch.int8).cpu()
 
 
 def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, LayerProbe]]:
@@ -148,12 +203,16 @@ def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, 
             )
     out = []
     for name, layer in layers:
+        check_storage(name, layer.w_bits, hw)
         conv = conv_geometry(layer)
         groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
-        mapping = map_weights(name, _weight_codes(layer), conv, groups, layer.w_bits, hw)
         q = layer.input_quant
         schedule = input_schedule(q.bits, bool(q.signed), hw.input.bits_per_cycle)
-        out.append((name, layer, LayerProbe(mapping, schedule, hw)))
+        probe = LayerProbe(name, conv, groups, layer.weight[0].numel(), layer.w_bits,
+                           schedule, hw)  # fmt: skip
+        if hw.adc.skip_zero:  # counting skipped conversions needs the cells from batch 1
+            probe.set_weights(_weight_codes(layer).to(torch.int8))
+        out.append((name, layer, probe))
     return out
 
 
@@ -194,11 +253,12 @@ def layer_energy(
         codes: int64 input codes of ``B`` inferences, ``(B, C, H, W)`` or ``(B, ..., K)``.
     """
     hw = _resolve_hw(hw)
-    mapping = map_layer(layer, hw)
     schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
-    probe = LayerProbe(mapping, schedule, hw)
+    probe = LayerProbe(layer.name, conv_geometry(layer), layer.groups, layer.rows,
+                       layer.w_bits, schedule, hw)  # fmt: skip
+    probe.set_weights(layer.w_int)
     probe.add(codes)
-    return layer_cost(mapping, schedule, probe.sums, hw)
+    return probe.report(probe.sums)
 
 
 def estimate_energy(
@@ -239,9 +299,7 @@ def estimate_energy(
         model.train(was_training)
     if n == 0:
         raise HamqError("no samples to estimate energy on: the data is empty")
-    layers = [
-        layer_cost(p.mapping, p.schedule, replace(p.sums, samples=n), hw) for _, _, p in probes
-    ]
+    layers = [p.report(replace(p.sums, samples=n)) for _, _, p in probes]
     return EnergyReport(hardware=hw.name, mode="data", samples=n, layers=layers)
 
 
@@ -262,26 +320,23 @@ def static_energy(
         raise HamqError(f"activity = {activity}: must be a probability in 0..1")
     probes = _prepare(model, hw)
     device = next(model.parameters()).device
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = [
-        layer.register_forward_pre_hook(
-            lambda mod, args, name=name: shapes.__setitem__(name, tuple(args[0].shape))
-        )
-        for name, layer, _ in probes
-    ]
     was_training = model.training
     model.eval()
-    try:
-        with torch.no_grad():
+    try:  # one forward for the weights and the shape of every layer's input
+        with _probing(probes), torch.no_grad():
             model(torch.zeros((1, *input_shape), device=device))
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     layers = []
-    for name, _, p in probes:
-        sums = expected_sums(p.mapping, p.schedule, shapes[name][1:], activity, p.skip_zero)
-        layers.append(layer_cost(p.mapping, p.schedule, sums, hw))
+    for _, _, p in probes:
+        if p.sample_shape is None:
+            raise HamqError(f"layer '{p.name}' received no input in a forward pass")
+        sums = expected_sums(p.sample_shape, p.schedule, p.conv, p.groups, activity)
+        if hw.adc.skip_zero:
+            levels = p.mapping.levels  # type: ignore[union-attr]
+            per_vector = static_skip_zero_conversions(levels, p.schedule, hw.array.rows, activity)
+            sums = replace(sums, conversions=sums.vectors * per_vector)
+        layers.append(p.report(sums))
     return EnergyReport(
         hardware=hw.name, mode="static", samples=1, layers=layers, activity=activity
     )
