@@ -111,3 +111,10 @@ def test_row_activity_of_conv_taps_against_loops(k, s, p, d, hw_in) -> None:
     assert got.shape == (2, 2 * k[0] * k[1])
     assert torch.equal(got.reshape(4, k[0], k[1]), want)
     assert conv.positions(hw_in) == ho * wo
+
+
+def test_input_activity_of_a_large_batch_does_not_overflow() -> None:
+    """5000 samples of 8 set bits: 40000 per element, past an int16 sum."""
+    mag = torch.full((5000, 3), 255, dtype=torch.uint8)
+    act, drv = input_activity(mag, input_schedule(8, False, 1))
+    assert act.tolist() == [40000.0] * 3 and drv is act

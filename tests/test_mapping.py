@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from hamq.hardware import mapping
-from hamq.hardware.mapping import map_layer, on_cells_u8, popcount_u8, row_energy_pj
+from hamq.hardware.mapping import (
+    cells_by_level_u8,
+    map_layer,
+    on_cells_u8,
+    popcount_u8,
+    row_energy_pj,
+)
 from hamq.hardware.representation import REPRESENTATIONS
 from hamq.hardware.spec import load_hardware
 from hamq.quantization.export import IntegerLayer
@@ -69,15 +75,19 @@ LAYOUTS = [
 
 
 @pytest.mark.parametrize(("bits", "rep", "cell_bits"), LAYOUTS)
-def test_on_cells_of_every_code(bits: int, rep: str, cell_bits: int) -> None:
-    """The byte arithmetic of on_cells_u8 counts the non-zero cells of every code."""
+def test_cells_of_every_code(bits: int, rep: str, cell_bits: int) -> None:
+    """The byte arithmetic of on_cells_u8 / cells_by_level_u8 counts the non-zero cells and
+    the cells at each level of every code."""
     m = 2 ** (bits - 1) - 1
     codes = torch.arange(-m, m + 1, dtype=torch.int8)
+    cells = [ref_stored_cells(q, bits, rep, cell_bits) for q in range(-m, m + 1)]
     got = on_cells_u8(codes, bits, rep, cell_bits).tolist()  # type: ignore[arg-type]
-    want = [
-        sum(lv > 0 for lv in ref_stored_cells(q, bits, rep, cell_bits)) for q in range(-m, m + 1)
-    ]
-    assert got == want
+    assert got == [sum(lv > 0 for lv in c) for c in cells]
+    if cell_bits <= 2:
+        by_level = cells_by_level_u8(codes, bits, rep, cell_bits)  # type: ignore[arg-type]
+        assert len(by_level) == 2**cell_bits - 1
+        for level, got_level in enumerate(by_level, start=1):
+            assert got_level.tolist() == [c.count(level) for c in cells], level
 
 
 @pytest.mark.parametrize("rep", REPRESENTATIONS)

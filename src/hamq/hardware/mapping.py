@@ -172,8 +172,17 @@ class LayerMapping:
         return self.cells_used / (self.tiles * self.tile_rows * self.tile_cols)
 
     @cached_property
+    def row_cells_by_level(self) -> torch.Tensor:
+        """Cells at each level ``1 .. 2**cell_bits - 1`` on each row: int64
+        ``(2**cell_bits - 1, groups, K)`` (1- and 2-bit cells; computed once)."""
+        counts = cells_by_level_u8(self.codes, self.w_bits, self.representation, self.cell_bits)
+        return torch.stack([_u8_row_sums(c, self.groups) for c in counts])
+
+    @cached_property
     def row_cells_on(self) -> torch.Tensor:
         """Cells at a non-zero level on each row: int64 ``(groups, K)`` (computed once)."""
+        if self.cell_bits <= 2:
+            return self.row_cells_by_level.sum(0)
         on = on_cells_u8(self.codes, self.w_bits, self.representation, self.cell_bits)
         return _u8_row_sums(on, self.groups)
 
@@ -186,15 +195,17 @@ class LayerMapping:
         """Energy of reading every cell of each row once at full input: float64
         ``(groups, K)``, pJ; ``rowEnergy[r] = sum_c e_cell_pj[level(r, c)]``.
 
-        With 1-bit cells that is ``e_off * cells + (e_on - e_off) * ON cells`` (integer
-        counts, exact); with multi-level cells a per-code energy table is summed per row.
+        With 1- or 2-bit cells from integer counts of the row's cells at each level,
+        ``e[0] * cells + sum_l (e[l] - e[0]) * cells at level l`` (exact); with 4-bit cells
+        (15 levels) a per-code energy table is summed per row instead.
         """
-        e = tuple(float(v) for v in e_cell_pj)
-        if self.cell_bits == 1:
-            n_cells = self.weights * self.cells_per_weight
-            return e[0] * n_cells + (e[1] - e[0]) * self.row_cells_on.to(torch.float64)
-        table = cell_energy_table(self.w_bits, self.representation, self.cell_bits, e)
-        return _table_row_sums(table, self.codes, self.groups)
+        e = torch.tensor(e_cell_pj, dtype=torch.float64)
+        if self.cell_bits > 2:
+            table = cell_energy_table(self.w_bits, self.representation, self.cell_bits, e.tolist())
+            return _table_row_sums(table, self.codes, self.groups)
+        cells = self.weights * self.cells_per_weight  # per row, all levels
+        by_level = self.row_cells_by_level.to(torch.float64)  # (levels - 1, groups, K)
+        return e[0] * cells + torch.tensordot(e[1:] - e[0], by_level, dims=1)
 
 
 def check_storage(name: str, w_bits: int, hw: HardwareSpec) -> None:
@@ -328,15 +339,30 @@ def stored_word_u8(codes: torch.Tensor, bits: int, rep: Representation) -> torch
 def on_cells_u8(
     codes: torch.Tensor, bits: int, rep: Representation, cell_bits: int
 ) -> torch.Tensor:
-    """Cells at a non-zero level of each int8 weight (uint8, same shape): the ``cell_bits``
-    slices of its stored word with any bit set, each slice's bits OR-ed onto its lowest
-    bit and counted."""
+    """Cells at a non-zero level of each int8 weight (uint8, same shape): the
+    ``cell_bits``-bit slices of its stored word with any bit set (each slice's bits OR-ed
+    onto its lowest bit, then counted)."""
     word = stored_word_u8(codes, bits, rep)
     any_bit = word
     for i in range(1, cell_bits):
         any_bit = any_bit | (word >> i)
     lowest = sum(1 << j for j in range(0, 8, cell_bits))  # 0xFF, 0x55 or 0x11
     return popcount_u8(any_bit & lowest)
+
+
+def cells_by_level_u8(
+    codes: torch.Tensor, bits: int, rep: Representation, cell_bits: int
+) -> list[torch.Tensor]:
+    """Cells at each level ``1 .. 2**cell_bits - 1`` of each int8 weight, for 1- and 2-bit
+    cells: one uint8 tensor (same shape) per level. A 1-bit cell is at level 1 when its bit
+    is set; a 2-bit cell is at level 1, 2 or 3 when its low bit, its high bit or both are."""
+    word = stored_word_u8(codes, bits, rep)
+    if cell_bits == 1:
+        return [popcount_u8(word)]
+    if cell_bits != 2:
+        raise ValueError(f"cells_by_level_u8 covers 1- and 2-bit cells, not {cell_bits}")
+    low, high = word & 0x55, (word >> 1) & 0x55  # each cell's two bits, at its low bit
+    return [popcount_u8(low & ~high), popcount_u8(high & ~low), popcount_u8(low & high)]
 
 
 def _u8_row_sums(values: torch.Tensor, groups: int) -> torch.Tensor:
@@ -384,6 +410,7 @@ __all__ = [
     "LayerMapping",
     "ceil_div",
     "cell_energy_table",
+    "cells_by_level_u8",
     "check_storage",
     "conv_geometry",
     "map_layer",
