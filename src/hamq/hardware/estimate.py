@@ -1,15 +1,22 @@
 """Energy of a converted model: stream data through it (``estimate_energy``) or assume an
-input-bit activity (``static_energy``). The energy itself is computed in ``energy.py``
-(``layer_cost``); this module only collects each layer's sums.
+input-bit activity (``static_energy``). A layer's energy is computed in ``energy.py``
+(``layer_cost``); this module runs the model and collects what that needs.
 
-One :class:`LayerProbe` per quantized layer adds the sums of every batch of integer input
-codes the layer's rows see (``energy.batch_sums``); nothing per sample is kept. The codes
-come from the layer's own input quantizer: while ``estimate_energy`` runs, a calibrated
-quantizer's forward is replaced by one that computes the codes once
-(``energy.quantize_codes``), hands them to the probe and returns ``codes * scale``, the
-values its fake-quantized forward returns (a zero may lose its sign), so counting costs no
-second quantization of every activation. A quantizer with a learned step (LSQ) keeps its
-forward and a forward pre-hook quantizes the input again with ``scale()``, as ``to_int``.
+One :class:`LayerProbe` per quantized layer collects the additive sums of every batch of
+integer input codes its rows see (``energy.batch_sums``; nothing per sample is kept) and
+the layer's mapping. Both come from the model's own quantized forward: while it runs
+under ``_probing``
+
+- a calibrated input quantizer's forward is replaced by one that computes the codes once
+  (``energy.quantize_codes``), hands them to the probe and returns ``codes * scale``;
+- the layer's ``weight_fake`` is replaced by one that quantizes the weights once, maps the
+  integers on the first call (``mapping.map_weights``) and returns ``codes * scale``.
+
+Both return the values of the fake-quantized forward they stand in for (a zero may lose
+its sign; ``tests/test_energy_model.py`` checks that the outputs are equal), so counting
+needs no second quantization of every activation and weight. A quantizer with a learned
+step (LSQ) keeps its forward and a forward pre-hook quantizes its input again with
+``scale()``, as ``to_int`` does. Everything is put back when the block ends, on error too.
 """
 
 from __future__ import annotations
