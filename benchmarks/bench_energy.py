@@ -60,19 +60,26 @@ def keep_freed_memory() -> bool:
 class Timing:
     """Measurements of one variant over the timed rounds."""
 
+    first_cpu_s: float = 0.0
     cpu_s: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     sys_s: list[float] = field(default_factory=list)
     faults: list[int] = field(default_factory=list)
 
-    def line(self, name: str) -> str:
+    def line(self, name: str, rounds: bool = False) -> str:
         c = self.cpu_s
-        return (
-            f"  {name:<34} CPU s min {min(c):.4f} med {statistics.median(c):.4f} "
-            f"max {max(c):.4f} (max/min {max(c) / min(c):.2f}); wall min {min(self.wall_s):.4f}"
-            f"; kernel s med {statistics.median(self.sys_s):.4f}; minor faults med "
-            f"{statistics.median(self.faults):.0f}"
+        out = (
+            f"  {name:<31} CPU s min {min(c):.4f} med {statistics.median(c):.4f} "
+            f"max {max(c):.4f} (max/min {max(c) / min(c):.2f}); first call {self.first_cpu_s:.4f}"
+            f"; wall min {min(self.wall_s):.4f}; kernel s med {statistics.median(self.sys_s):.4f}"
+            f"; minor faults med {statistics.median(self.faults):.0f}"
         )
+        if rounds:
+            out += "\n    rounds (CPU s / kernel s / minor faults): " + ", ".join(
+                f"{c:.3f}/{s:.3f}/{f}"
+                for c, s, f in zip(self.cpu_s, self.sys_s, self.faults, strict=True)
+            )
+        return out
 
 
 def timed(fn: Callable[[], object], into: Timing) -> None:
@@ -99,12 +106,15 @@ def timed(fn: Callable[[], object], into: Timing) -> None:
 
 
 def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timing]:
-    """Two warm-up runs of each variant, then ``repeats`` rounds in rotating order."""
-    for fn in variants.values():
-        fn()
-        fn()
+    """Two warm-up runs of each variant (the first one's CPU time kept), then ``repeats``
+    rounds in rotating order."""
     names = list(variants)
     out = {n: Timing() for n in names}
+    for name, fn in variants.items():
+        c0 = time.process_time()
+        fn()
+        out[name].first_cpu_s = time.process_time() - c0
+        fn()
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             timed(variants[name], out[name])
@@ -247,6 +257,7 @@ def main() -> None:
         "--default-malloc", action="store_true", help="leave glibc malloc at its defaults"
     )
     parser.add_argument("--only", choices=["a", "b", "c"], help="run one benchmark only")
+    parser.add_argument("--rounds", action="store_true", help="print every timed round")
     args = parser.parse_args()
     malloc = "glibc defaults" if args.default_malloc else "freed memory kept (mallopt)"
     if not args.default_malloc and not keep_freed_memory():
@@ -263,7 +274,7 @@ def main() -> None:
         t = bench_estimate_vs_inference(args.repeats)
         print("(a) DS-CNN w8a8, 1024 random 49x10 inputs, batch 128")
         for name, timing in t.items():
-            print(timing.line(name))
+            print(timing.line(name, args.rounds))
         inf = t["plain quantized inference"]
         for name in ("estimate_energy rram-1b", "estimate_energy rram-2b-40nm"):
             est = t[name]
@@ -275,12 +286,12 @@ def main() -> None:
         t = bench_resnet_report(args.repeats)
         print("(b) ResNet-18 (CIFAR) w8a8, full per-layer report of one 32x32 image")
         for name, timing in t.items():
-            print(timing.line(name))
+            print(timing.line(name, args.rounds))
     if args.only in (None, "c"):
         t = bench_regularizer_step(args.repeats)
         print("(c) DS-CNN QAT step, batch 128, energy regularizer on rram-2b-40nm")
         for name, timing in t.items():
-            print(timing.line(name))
+            print(timing.line(name, args.rounds))
         plain, reg = min(t["QAT step"].cpu_s), min(t["QAT step + energy"].cpu_s)
         print(f"  added by the energy regularizer: {100 * (reg / plain - 1):+.1f}% (mins)")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
