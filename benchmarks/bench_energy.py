@@ -17,7 +17,8 @@ Method (why each step: BENCHMARKS.md, "Energy model"):
   machine hit all variants alike;
 - per variant: min, median and max of the process CPU time (wall time beside it), and the
   kernel time and minor page faults, which show whether the allocator was quiet. Ratios
-  are taken between minimums (the least disturbed runs) and, as a check, medians.
+  are taken between minimums (the least disturbed runs), between medians, and as the
+  median of each round's own ratio (the two runs of a round are adjacent in time).
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict
         for name in names[r % len(names) :] + names[: r % len(names)]:
             timed(variants[name], out[name])
     return out
+
+
+def _quartiles(values: list[float]) -> str:
+    q = statistics.quantiles(values, n=4)
+    return f"{q[0]:.3f}-{q[2]:.3f}"
 
 
 def converted(name: str, shape: tuple[int, ...], classes: int, calib: object) -> object:
@@ -278,9 +284,12 @@ def main() -> None:
         inf = t["plain quantized inference"]
         for name in ("estimate_energy rram-1b", "estimate_energy rram-2b-40nm"):
             est = t[name]
+            paired = [e / i for e, i in zip(est.cpu_s, inf.cpu_s, strict=True)]
             print(
                 f"  ratio {name} / inference: {min(est.cpu_s) / min(inf.cpu_s):.3f} (mins), "
-                f"{statistics.median(est.cpu_s) / statistics.median(inf.cpu_s):.3f} (medians)"
+                f"{statistics.median(est.cpu_s) / statistics.median(inf.cpu_s):.3f} (medians), "
+                f"{statistics.median(paired):.3f} (median of the rounds' ratios, quartiles "
+                f"{_quartiles(paired)})"
             )
     if args.only in (None, "b"):
         t = bench_resnet_report(args.repeats)
