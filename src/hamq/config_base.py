@@ -2,22 +2,73 @@
 
 Every config section is a pydantic model with ``extra='forbid'``: an unknown key is an
 error that names the closest valid key, so a typo never silently builds a different model.
+Numbers must be finite (``.inf`` and ``.nan`` are refused everywhere: an infinite learning
+rate or lambda trains NaN weights) and a boolean is never taken for a number (YAML's
+``true`` would otherwise become a learning rate of 1.0).
 """
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from hamq.errors import HamqError, closest
 
+#: Longest value shown in a validation error (a hostile value must not flood the message).
+MAX_VALUE_CHARS = 80
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field of this type may hold a bool (bool itself, Any, or a union with it)."""
+    if annotation is bool or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_admits_bool(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _element_type(annotation: Any) -> Any:
+    """The element type of a list/tuple field (the non-None member of an optional one)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(annotation):
+            if a is not type(None):
+                return _element_type(a)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return args[0] if args else Any
+    return None
+
 
 class Section(BaseModel):
-    """Base of every config section: strict keys, validated on assignment, immutable."""
+    """Base of every config section: strict keys, finite numbers, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and not _admits_bool(annotation):
+            raise ValueError("is a boolean (true/false); give a value of the field's type")
+        element = _element_type(annotation)
+        if (
+            element is not None
+            and isinstance(value, list | tuple)
+            and any(isinstance(v, bool) for v in value)
+            and not _admits_bool(element)
+        ):
+            raise ValueError("holds a boolean (true/false); give values of the field's type")
+        return value
 
 
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -75,7 +126,10 @@ def format_validation_error(
         if isinstance(value, dict):  # a check across a section's fields
             parts.append(f"{where}: {msg}")
             continue
-        parts.append(f"{where} = {value!r}: {msg}")
+        shown = repr(value)
+        if len(shown) > MAX_VALUE_CHARS:
+            shown = shown[: MAX_VALUE_CHARS - 3] + "..."
+        parts.append(f"{where} = {shown}: {msg}")
     return HamqError(f"invalid {source}: " + "; ".join(parts))
 
 
