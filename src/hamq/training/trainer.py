@@ -8,6 +8,7 @@ seeded with ``(seed, epoch)``, so a resumed run repeats exactly the epochs it mi
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from tqdm.auto import tqdm
 
 from hamq.data import DataBundle, load_dataset
 from hamq.errors import HamqError
+from hamq.files import load_json_file
 from hamq.hardware.representation import check_layout
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer, build_regularizer
 from hamq.training import checkpoint as ckpt
+from hamq.training.checks import check_data, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
 from hamq.training.record import build_record
 from hamq.training.schedule import lr_at
@@ -132,6 +135,11 @@ def float_weights_path(init_from: str) -> Path:
 
 def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     state.conversion = quantize_model(state.model, cfg.quant)
+    if not state.conversion.converted and not state.conversion.already_quantized:
+        raise HamqError(
+            "no layer of the model is quantized (quant.skip lists them all, or the model has "
+            "no Conv2d/Linear): there is nothing to map on a crossbar; shorten quant.skip"
+        )
     state.stage = "qat"
     state.optimizer = make_optimizer(state.model, cfg, "qat")
     state.regularizer = build_regularizer(cfg.regularizer, hw)
@@ -163,13 +171,15 @@ def _restore(
     out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device
 ) -> None:
     tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
+    ckpt.check_resume_meta(meta, out / CHECKPOINT, cfg.train.float_epochs, cfg.train.epochs)
     if meta["config"] != cfg.to_plain():
         raise HamqError(
             f"'{out / CHECKPOINT}' was written with another config; resume with the same "
             f"config and --set values, or use a new --out"
         )
     if meta["stage"] == "qat":
-        _enter_qat(state, cfg, hw)
+        if state.stage != "qat":  # (with float_epochs 0 the model is converted already)
+            _enter_qat(state, cfg, hw)
     else:
         state.optimizer = make_optimizer(state.model, cfg, "float")
     _load_model_state(state.model, ckpt.split_prefix(tensors, "model"), out / CHECKPOINT, device)
@@ -177,7 +187,10 @@ def _restore(
         state.regularizer.load_state_dict(ckpt.split_prefix(tensors, "reg"))
     assert state.optimizer is not None
     ckpt.optimizer_from_flat(
-        state.optimizer, {k: v.to(device) for k, v in tensors.items()}, meta["optimizer"]
+        state.optimizer,
+        {k: v.to(device) for k, v in tensors.items()},
+        meta["optimizer"],
+        out / CHECKPOINT,
     )
     state.history = meta["history"]
     state.next_epoch = meta["epoch"] + 1
@@ -225,10 +238,16 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sums["loss"] += float(loss.detach())
+        value = float(loss.detach())  # (a sync per step already; checking it is free)
+        if not math.isfinite(value):
+            raise diverged(f"the loss became {value} at step {i}", epoch, state.stage, cfg)
+        sums["loss"] += value
         sums["ce"] += float(ce.detach())
         sums["reg"] += float(reg.detach())
         n += 1
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise diverged(f"'{bad[0]}' holds NaN or inf", epoch, state.stage, cfg)
     return {k: v / max(1, n) for k, v in sums.items()}
 
 
@@ -252,13 +271,14 @@ def train_run(
             f"'{out}' already holds a run; add --resume to continue it or choose another --out"
         )
     if resume and (out / RECORD).exists() and (out / MODEL).exists():
-        record = json.loads((out / RECORD).read_text())
-        if record.get("config") == cfg.to_plain():
+        record = load_json_file(out / RECORD, "run record")
+        if isinstance(record, dict) and record.get("config") == cfg.to_plain():
             return record
     device = resolve_device(cfg.train.device)
     hw = hardware_of(cfg)
     if data is None:
         data = load_dataset(cfg.data)
+    check_data(cfg, data)
     data = data.to(device)
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
@@ -316,6 +336,8 @@ def train_run(
         data.num_classes,
     )
     final_meta = {"epoch": cfg.train.epochs - 1, "stage": "qat", "config": cfg.to_plain()}
-    ckpt.save_checkpoint(out / MODEL, dict(state.model.state_dict()), final_meta)
+    record["model_sha256"] = ckpt.save_checkpoint(
+        out / MODEL, dict(state.model.state_dict()), final_meta
+    )
     ckpt.atomic_write_text(out / RECORD, json.dumps(record, indent=2))
     return record
