@@ -124,7 +124,8 @@ def format_validation_error(
             parts.append(msg)
             continue
         if isinstance(value, dict):  # a check across a section's fields
-            parts.append(f"{where}: {msg}")
+            # (its message names the field already when it starts with "section.")
+            parts.append(msg if msg.startswith(f"{where}.") else f"{where}: {msg}")
             continue
         shown = repr(value)
         if len(shown) > MAX_VALUE_CHARS:
@@ -133,8 +134,36 @@ def format_validation_error(
     return HamqError(f"invalid {source}: " + "; ".join(parts))
 
 
+def _not_unicode(value: Any, where: str = "") -> str | None:
+    """The dotted place of the first string holding lone surrogates (undecodable bytes that
+    Python smuggles in from argv or file names), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(top level)"
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, sub in items:
+        found = _not_unicode(key, where) if isinstance(key, str) else None
+        found = found or _not_unicode(sub, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:
     """Build ``model`` from ``data`` or raise :class:`HamqError` with a one-line message."""
+    where = _not_unicode(data)
+    if where is not None:
+        raise HamqError(
+            f"invalid {source}: {where} holds bytes that are not UTF-8 text; write it in UTF-8"
+        )
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:

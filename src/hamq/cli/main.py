@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 
 import click
 
@@ -29,6 +30,18 @@ def _register_commands() -> None:
 
 def _error(message: str) -> None:
     click.echo(f"error: {one_line(message)}", err=True)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on stderr (not Python's two lines with the source line)."""
+    click.echo(f"warning: {one_line(str(message))}", err=True)
 
 
 def _usage_error(err: click.ClickException) -> str:
@@ -66,17 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _register_commands()
     try:
-        cli.main(args=args, prog_name="hamq", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            cli.main(args=args, prog_name="hamq", standalone_mode=False)
     except HamqError as err:
         _error(str(err))
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
     except click.ClickException as err:  # usage errors: a bad option, a bad value
         _error(_usage_error(err))
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):  # (click turns Ctrl-C into Abort)
         command = resume_command(args)
         hint = f"; continue with: {command}" if command else ""
         click.echo(f"interrupted{one_line(hint)}", err=True)

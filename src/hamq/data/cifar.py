@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,28 @@ def _plain_dtype(*args: Any) -> np.dtype:
     return dt
 
 
+#: The pickle opcodes a batch may use: plain values, containers, memo, and the globals and
+#: calls that rebuild a numpy array. No sets, bytearrays, out-of-band buffers, extension
+#: registry, persistent ids or class instances.
+_ALLOWED_OPCODES = frozenset(
+    "PROTO FRAME STOP MARK POP POP_MARK DUP PUT BINPUT LONG_BINPUT GET BINGET LONG_BINGET "
+    "MEMOIZE NONE NEWTRUE NEWFALSE INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT "
+    "STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE SHORT_BINUNICODE BINUNICODE8 "
+    "BINBYTES SHORT_BINBYTES BINBYTES8 EMPTY_DICT DICT SETITEM SETITEMS EMPTY_LIST LIST "
+    "APPEND APPENDS EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3 GLOBAL STACK_GLOBAL REDUCE "
+    "BUILD".split()
+)
+
+
+def _scan_opcodes(raw: bytes) -> None:
+    """Walk the opcodes without building anything: every declared length is checked against
+    the bytes that follow (a string claiming a terabyte in a small file allocates nothing)
+    and any opcode outside :data:`_ALLOWED_OPCODES` is refused."""
+    for op, _, pos in pickletools.genops(raw):
+        if op.name not in _ALLOWED_OPCODES:
+            raise pickle.UnpicklingError(f"pickle opcode {op.name} at byte {pos} refused")
+
+
 #: (module, name) -> object: the only globals a batch file may reference. numpy 1 pickles
 #: name ``numpy.core``, numpy 2 ``numpy._core``; both mean the same function.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
@@ -168,6 +191,7 @@ def read_batch_file(path: Path) -> dict[bytes, Any]:
         if size > MAX_BATCH_FILE_BYTES:
             raise ValueError(f"{size} bytes, more than a batch file has ({MAX_BATCH_FILE_BYTES})")
         raw = path.read_bytes()
+        _scan_opcodes(raw)
         obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
         _check_plain(obj)
     except (

@@ -343,6 +343,13 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
                 "run's name); rename the extra run"
             )
         seen.add(name)
-        hardware_of(run_config(sweep, ov))
-    load_hardware(sweep.energy_hw)  # the energy columns' hardware, before any run trains
+        cfg = run_config(sweep, ov)
+        try:
+            hardware_of(cfg)
+        except HamqError as err:
+            raise HamqError(f"sweep '{path}', run '{name}': {err}") from None
+    try:  # the energy columns' hardware, before any run trains
+        load_hardware(sweep.energy_hw)
+    except HamqError as err:
+        raise HamqError(f"sweep '{path}': energy_hw: {err}") from None
     return sweep

@@ -168,6 +168,10 @@ def preset_names() -> list[str]:
 
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
     data = parse_yaml(text, source)
+    if data is None:
+        raise HamqError(
+            f"{source} is empty; it must hold a hardware description (see hamq presets)"
+        )
     if not isinstance(data, dict):
         raise HamqError(
             f"{source} must hold a YAML mapping (key: value), not {type(data).__name__}"

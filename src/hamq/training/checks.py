@@ -14,6 +14,7 @@ from torch import nn
 
 from hamq.data import DataBundle
 from hamq.errors import HamqError
+from hamq.quantization.modules import QuantConv2d, QuantLinear
 
 
 def check_data(cfg: Any, data: DataBundle) -> None:
@@ -26,6 +27,11 @@ def check_data(cfg: Any, data: DataBundle) -> None:
     """
     n_train = int(data.train_x.shape[0])
     batch = cfg.data.batch_size
+    if n_train == 0:
+        raise HamqError(
+            f"data set '{data.name}' has no training samples; check data.root "
+            f"({cfg.data.root}) and the data set's layout (docs/data.md)"
+        )
     if n_train < batch:
         raise HamqError(
             f"data.batch_size = {batch} is larger than the {n_train} training samples of data "
@@ -49,6 +55,24 @@ def check_data(cfg: Any, data: DataBundle) -> None:
             )
 
 
+def check_quantizable(model: nn.Module, cfg: Any) -> None:
+    """Refuse a run in which no layer would be quantized (before the float stage)."""
+
+    def converts(name: str, m: nn.Module) -> bool:  # as quantize_model decides
+        if isinstance(m, QuantConv2d | QuantLinear):
+            return True
+        if name in cfg.quant.skip:
+            return False
+        return isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.padding_mode == "zeros")
+
+    layers = [name for name, m in model.named_modules() if converts(name, m)]
+    if not layers:
+        raise HamqError(
+            "no layer of the model would be quantized (quant.skip lists every Conv2d/Linear, "
+            "or the model has none): there is nothing to map on a crossbar; shorten quant.skip"
+        )
+
+
 def nonfinite_tensors(model: nn.Module) -> list[str]:
     """Names of the model's floating-point parameters and buffers holding NaN or inf."""
     return [
@@ -59,13 +83,17 @@ def nonfinite_tensors(model: nn.Module) -> list[str]:
 
 
 def diverged(what: str, epoch: int, stage: str, cfg: Any) -> HamqError:
-    """The error that stops a run whose loss or weights are no longer finite."""
+    """The error that stops a run whose loss or weights are no longer finite; ``what`` reads
+    before "epoch N" ("the loss became nan at step 3 of")."""
     lam = cfg.regularizer.lambda_
-    knobs = f"train.lr ({cfg.train.stage_lr(stage):g})"
+    if stage == "qat" and cfg.train.qat_lr is not None:
+        knobs = f"train.qat_lr ({cfg.train.qat_lr:g})"
+    else:
+        knobs = f"train.lr ({cfg.train.lr:g})"
     if cfg.regularizer.name != "none" and lam > 0:
         knobs += f" or regularizer.lambda ({lam:g})"
     return HamqError(
-        f"training diverged: {what} at epoch {epoch} ({stage} stage); nothing of this epoch "
+        f"training diverged: {what} epoch {epoch} ({stage} stage); nothing of this epoch "
         f"was saved (the checkpoint holds the last good epoch); lower {knobs} and train again "
         "into a new --out"
     )

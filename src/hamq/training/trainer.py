@@ -30,7 +30,7 @@ from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer, build_regularizer
 from hamq.training import checkpoint as ckpt
-from hamq.training.checks import check_data, diverged, nonfinite_tensors
+from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
 from hamq.training.record import build_record
 from hamq.training.schedule import lr_at
@@ -135,11 +135,6 @@ def float_weights_path(init_from: str) -> Path:
 
 def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     state.conversion = quantize_model(state.model, cfg.quant)
-    if not state.conversion.converted and not state.conversion.already_quantized:
-        raise HamqError(
-            "no layer of the model is quantized (quant.skip lists them all, or the model has "
-            "no Conv2d/Linear): there is nothing to map on a crossbar; shorten quant.skip"
-        )
     state.stage = "qat"
     state.optimizer = make_optimizer(state.model, cfg, "qat")
     state.regularizer = build_regularizer(cfg.regularizer, hw)
@@ -202,8 +197,8 @@ def _load_model_state(
     try:
         model.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise HamqError(f"'{path}' does not match the model of this config ({first})") from None
+        detail = " ".join(str(err).split())[:200]
+        raise HamqError(f"'{path}' does not match the model of this config ({detail})") from None
 
 
 def train_epoch(
@@ -240,14 +235,14 @@ def train_epoch(
         opt.step()
         value = float(loss.detach())  # (a sync per step already; checking it is free)
         if not math.isfinite(value):
-            raise diverged(f"the loss became {value} at step {i}", epoch, state.stage, cfg)
+            raise diverged(f"the loss became {value} at step {i} of", epoch, state.stage, cfg)
         sums["loss"] += value
         sums["ce"] += float(ce.detach())
         sums["reg"] += float(reg.detach())
         n += 1
     bad = nonfinite_tensors(model)
     if bad:
-        raise diverged(f"'{bad[0]}' holds NaN or inf", epoch, state.stage, cfg)
+        raise diverged(f"'{bad[0]}' holds NaN or inf after", epoch, state.stage, cfg)
     return {k: v / max(1, n) for k, v in sums.items()}
 
 
@@ -281,8 +276,8 @@ def train_run(
     check_data(cfg, data)
     data = data.to(device)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     state = RunState(model=build_run_model(cfg, data).to(device))
+    check_quantizable(state.model, cfg)
     if cfg.train.init_from is not None:
         path = float_weights_path(cfg.train.init_from)
         tensors, _ = ckpt.load_checkpoint(path)
@@ -293,6 +288,8 @@ def train_run(
         state.optimizer = make_optimizer(state.model, cfg, "float")
     if resume and (out / CHECKPOINT).exists():
         _restore(out, state, cfg, hw, device)
+    # (after the restore: a resume refused for another config leaves the run's config.yaml)
+    ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     if cfg.train.channels_last and device.type == "cuda":
         state.model = state.model.to(memory_format=torch.channels_last)
     started = time.perf_counter()
