@@ -177,6 +177,18 @@ def test_config_path_problems(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
         ["sub.yaml", "not a directory"],
     )
     refused(capsys, ["train", "--config", str(tmp_path / "none.yaml"), *out], ["does not exist"])
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would wait forever for a writer
+    refused(
+        capsys,
+        ["train", "--config", str(tmp_path / "pipe.yaml"), *out],
+        ["pipe.yaml", "not a regular file"],
+    )
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")  # endless
+    refused(
+        capsys,
+        ["train", "--config", str(tmp_path / "zero.yaml"), *out],
+        ["zero.yaml", "not a regular file"],
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

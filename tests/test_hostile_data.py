@@ -373,6 +373,11 @@ AUDIO_CASES: list[tuple[str, Callable[[Path], object], list[str]]] = [
         ["0.wav", "NaN"],
     ),
     (
+        "100 channels",
+        lambda r: sf.write(r / A0, np.zeros((1600, 100), np.float32), 16000),
+        ["0.wav", "100 channels"],
+    ),
+    (
         "empty class folder",
         lambda r: [p.unlink() for p in (r / "train" / "b").iterdir()],
         ["train/b", "no WAV/FLAC"],

@@ -159,12 +159,14 @@ def _not_unicode(value: Any, where: str = "") -> str | None:
 
 def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:
     """Build ``model`` from ``data`` or raise :class:`HamqError` with a one-line message."""
-    where = _not_unicode(data)
-    if where is not None:
-        raise HamqError(
-            f"invalid {source}: {where} holds bytes that are not UTF-8 text; write it in UTF-8"
-        )
     try:
+        where = _not_unicode(data)
+        if where is not None:
+            raise HamqError(
+                f"invalid {source}: {where} holds bytes that are not UTF-8 text; write it in UTF-8"
+            )
         return model.model_validate(data)
     except pydantic.ValidationError as err:
         raise format_validation_error(err, model, source) from None
+    except RecursionError:
+        raise HamqError(f"invalid {source}: values nested too deeply") from None

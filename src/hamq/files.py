@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_TEXT_BYTES) -> s
         raise HamqError(f"{what} '{p}' cannot be opened ({err.strerror}); check the path") from None
     if p.is_dir():
         raise HamqError(f"{what} '{p}' is a folder; give the path of a file")
+    if not stat.S_ISREG(st.st_mode):  # a device or pipe could be read forever
+        raise HamqError(f"{what} '{p}' is not a regular file (a device or a pipe); give a file")
     if st.st_size > max_bytes:
         raise HamqError(
             f"{what} '{p}' is {st.st_size} bytes, more than the {max_bytes} a {what} may have;"
@@ -51,7 +54,7 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_TEXT_BYTES) -> s
         raise HamqError(
             f"{what} '{p}' cannot be read ({err.strerror}); check its permissions"
         ) from None
-    if len(raw) > max_bytes:  # a pipe or special file reporting no size
+    if len(raw) > max_bytes:  # the file grew since stat()
         raise HamqError(f"{what} '{p}' is longer than {max_bytes} bytes; is it the right file?")
     try:
         return raw.decode("utf-8")

@@ -44,6 +44,8 @@ LOADER_VERSION = 1
 MIN_RATE_HZ, MAX_RATE_HZ = 1000, 384000
 #: Longest recording read (background noise files run a few minutes).
 MAX_SECONDS = 3600
+#: Most channels of a recording (they are mixed down to mono).
+MAX_CHANNELS = 64
 
 
 def _wav_truncated(path: Path) -> bool:
@@ -84,6 +86,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             raise HamqError(
                 f"audio file '{path}' has a sample rate of {rate} Hz, outside the "
                 f"{MIN_RATE_HZ}..{MAX_RATE_HZ} Hz of real recordings; {fix}"
+            )
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise HamqError(
+                f"audio file '{path}' has {info.channels} channels, more than the "
+                f"{MAX_CHANNELS} a recording may have; {fix}"
             )
         if info.frames > MAX_SECONDS * rate:
             raise HamqError(

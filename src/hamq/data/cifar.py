@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +188,10 @@ def read_batch_file(path: Path) -> dict[bytes, Any]:
         "lists only)"
     )
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file (a device or a pipe)")
         if size > MAX_BATCH_FILE_BYTES:
             raise ValueError(f"{size} bytes, more than a batch file has ({MAX_BATCH_FILE_BYTES})")
         raw = path.read_bytes()
