@@ -52,6 +52,7 @@ SET_CASES = [
     ("lr a boolean", ["train.lr=true"], ["train.lr", "boolean"]),
     ("w_bits a boolean", ["quant.w_bits=true"], ["quant.w_bits", "boolean"]),
     ("batch size a boolean", ["data.batch_size=false"], ["data.batch_size", "boolean"]),
+    ("switch given as 1", ["train.amp=1"], ["train.amp", "true or false"]),
     ("lr a list", ["train.lr=[1, 2]"], ["train.lr", "valid number"]),
     ("lr a mapping", ["train.lr={a: 1}"], ["train.lr", "valid number"]),
     ("w_bits a string", ["quant.w_bits=eight"], ["quant.w_bits", "eight"]),

@@ -3,8 +3,9 @@
 Every config section is a pydantic model with ``extra='forbid'``: an unknown key is an
 error that names the closest valid key, so a typo never silently builds a different model.
 Numbers must be finite (``.inf`` and ``.nan`` are refused everywhere: an infinite learning
-rate or lambda trains NaN weights) and a boolean is never taken for a number (YAML's
-``true`` would otherwise become a learning rate of 1.0).
+rate or lambda trains NaN weights), a boolean is never taken for a number (YAML's
+``true`` would otherwise become a learning rate of 1.0) and a switch is ``true`` or
+``false``, not 0, 1 or a string.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Section(BaseModel):
         annotation = cls.model_fields[info.field_name].annotation
         if isinstance(value, bool) and not _admits_bool(annotation):
             raise ValueError("is a boolean (true/false); give a value of the field's type")
+        if annotation is bool and not isinstance(value, bool):
+            raise ValueError("must be true or false")
         element = _element_type(annotation)
         if (
             element is not None
