@@ -32,17 +32,18 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError
+from hamq.files import load_yaml_file
 from hamq.training.checkpoint import atomic_write_text
 from hamq.training.config import TrainConfig, apply_overrides
 
@@ -52,6 +53,17 @@ class ExtraRun(Section):
 
     name: str
     set: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        # the name becomes a folder of the sweep: no separators, no '..', no hidden names
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}", v):
+            raise ValueError(
+                "must be 1 to 100 letters, digits or . _ + = - (not starting with . or -); "
+                "it names the run's folder"
+            )
+        return v
 
 
 class SweepConfig(Section):
@@ -92,6 +104,22 @@ class SweepConfig(Section):
     share_float: bool = True
     energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _grid(self) -> SweepConfig:
+        for name in ("bits", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is empty: a sweep needs at least one value")
+        for name in ("bits", "seeds", "l1", "hamming", "energy"):
+            values = getattr(self, name)
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ValueError(f"{name} lists {dup[0]!r} twice: each run would be trained once")
+        names = [run.name for run in self.extra]
+        dup_names = sorted({n for n in names if names.count(n) > 1})
+        if dup_names:
+            raise ValueError(f"extra names the run '{dup_names[0]}' twice; give each its own name")
+        return self
 
 
 def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, list[str]]]:
@@ -469,28 +497,47 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
-    if not path.is_file():
-        raise HamqError(f"sweep file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise HamqError(
-            f"sweep file '{path}' is not valid YAML: {str(err).splitlines()[0]}"
-        ) from None
+    """The sweep in ``path`` with ``--set`` overrides of its base, checked before any run
+    trains: the file, its recipe, every run's config and hardware, the run names, and the
+    hardware the energy is measured on."""
+    from hamq.hardware.spec import load_hardware
+    from hamq.training.trainer import hardware_of
+
+    data = load_yaml_file(path, "sweep file")
     if not isinstance(data, dict):
-        raise HamqError(f"sweep file '{path}' must hold a mapping")
+        raise HamqError(
+            f"sweep file '{path}' must hold a mapping (recipe:, base:, hamming: ...), not a "
+            f"{type(data).__name__}"
+        )
     sweep = validate(SweepConfig, data, source=f"sweep '{path}'")
     if sweep.recipe is not None:
         recipe = path.parent / sweep.recipe
-        if not recipe.is_file():
+        if not recipe.exists() and not recipe.is_symlink():
             raise HamqError(f"sweep '{path}': recipe '{sweep.recipe}' not found at '{recipe}'")
-        base = yaml.safe_load(recipe.read_text()) or {}
+        base = load_yaml_file(recipe, "recipe")
         if not isinstance(base, dict):
-            raise HamqError(f"recipe '{recipe}' must hold a mapping of sections")
+            raise HamqError(
+                f"recipe '{recipe}' must hold a mapping of sections, not a {type(base).__name__}"
+            )
         sweep = sweep.model_copy(update={"base": deep_merge(base, sweep.base), "recipe": None})
     if overrides:
         sweep = sweep.model_copy(update={"base": apply_overrides(sweep.base, overrides)})
     # Validate every run's config now, so a typo fails before hours of training.
-    for _, ov in variants(sweep):
-        run_config(sweep, ov)
+    seen: set[str] = set()
+    for name, ov in variants(sweep):
+        if name in seen:
+            raise HamqError(
+                f"sweep '{path}' names the run '{name}' twice (an extra run repeats a grid "
+                "run's name); rename the extra run"
+            )
+        seen.add(name)
+        cfg = run_config(sweep, ov)
+        try:
+            hardware_of(cfg)
+        except HamqError as err:
+            raise HamqError(f"sweep '{path}', run '{name}': {err}") from None
+    try:  # the energy columns' hardware, before any run trains
+        load_hardware(sweep.energy_hw)
+    except HamqError as err:
+        raise HamqError(f"sweep '{path}': energy_hw: {err}") from None
     return sweep
