@@ -536,8 +536,9 @@ def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
             hardware_of(cfg)
         except HamqError as err:
             raise HamqError(f"sweep '{path}', run '{name}': {err}") from None
-    try:  # the energy columns' hardware, before any run trains
-        load_hardware(sweep.energy_hw)
-    except HamqError as err:
-        raise HamqError(f"sweep '{path}': energy_hw: {err}") from None
+    if sweep.energy_hw is not None:  # else each run's own hardware, checked above
+        try:  # the energy columns' hardware, before any run trains
+            load_hardware(sweep.energy_hw)
+        except HamqError as err:
+            raise HamqError(f"sweep '{path}': energy_hw: {err}") from None
     return sweep
