@@ -299,9 +299,9 @@ _NP_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
 def popcount_u8(x: torch.Tensor) -> torch.Tensor:
     """Set bits of each value of a uint8 tensor (uint8, same shape).
 
-    On the CPU numpy's ``bitwise_count`` (the hardware popcount, about 10x faster than
-    the fallback); elsewhere a SWAR popcount on eight bytes packed in one int64 (Hacker's
-    Delight 5-1): a few integer ops on 1/8 of the elements.
+    On the CPU numpy's ``bitwise_count`` (the hardware popcount instruction, several
+    times faster than the fallback); elsewhere a SWAR popcount on eight bytes packed in one
+    int64 (Hacker's Delight 5-1): a few integer ops on 1/8 of the elements.
     """
     if _NP_POPCOUNT and x.device.type == "cpu":
         return torch.from_numpy(np.bitwise_count(x.numpy()))
@@ -367,8 +367,8 @@ def cells_by_level_u8(
 
 def _u8_row_sums(values: torch.Tensor, groups: int) -> torch.Tensor:
     """:func:`row_sums` of small uint8 per-weight counts, int64 ``(groups, K)``: on the CPU
-    summed by numpy in int32 (exact below 2**23 weights per row; 7x faster than torch's
-    int64 sum)."""
+    summed by numpy in int32 (exact below 2**23 weights per row; several times faster
+    than torch's int64 sum)."""
     if values.device.type != "cpu":
         return row_sums(values, groups)
     blocks = values.reshape(groups, values.shape[0] // groups, -1).numpy()
@@ -379,8 +379,8 @@ def _table_row_sums(table: torch.Tensor, codes: torch.Tensor, groups: int) -> to
     """``row_sums(table[codes + q_max], groups)`` for a float64 per-code table (entry ``i``
     for ``q = i - q_max``) and int8 codes: float64 ``(groups, K)``.
 
-    On the CPU numpy's ``take`` with uint8 indices (the code's byte, ``q mod 256``), about
-    8x faster than torch's gather, which widens every index to int64.
+    On the CPU numpy's ``take`` with uint8 indices (the code's byte, ``q mod 256``),
+    several times faster than torch's gather, which widens every index to int64.
     """
     m = (table.numel() - 1) // 2
     by_byte = torch.zeros(256, dtype=torch.float64)
