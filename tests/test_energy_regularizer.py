@@ -142,7 +142,7 @@ def trained_digits_model(hw: HardwareSpec) -> tuple[nn.Module, torch.Tensor]:
     0.01), conversion to w8a8, 2 QAT epochs with the energy regularizer (envelope
     surrogate, lambda 0.5) on ``hw``. Returns the model (eval) and the test inputs."""
     torch.manual_seed(0)
-    data = load_dataset(DataConfig(name="digits", augment=False))
+    data = load_dataset(DataConfig(name="digits"))
     m = build_model(ModelConfig(name="digits-cnn"), data.input_shape, data.num_classes)
     gen = torch.Generator().manual_seed(0)
 

@@ -45,7 +45,7 @@ CASES = [
     ("eval of a missing folder", ["eval", "{tmp}/none"], ["none", "does not exist"]),
     ("eval of a file", ["eval", "{tmp}/afile"], ["afile", "is a file, not a run folder"]),
     ("eval of an empty folder", ["eval", "{tmp}"], ["config.yaml", "not a hamq run folder"]),
-    ("energy without --hw", ["energy", "{tmp}"], ["Missing option '--hw'"]),
+    ("energy of a folder that is no run", ["energy", "{tmp}"], ["not a hamq run folder"]),
     (
         "energy --activity 2",
         ["energy", "{tmp}", "--hw", "rram-1b", "--static", "--activity", "2"],
@@ -71,7 +71,7 @@ CASES = [
         ["sweep", "{tmp}/none.yaml", "--out", "{tmp}/o"],
         ["none.yaml", "does not exist"],
     ),
-    ("report of a missing folder", ["report", "{tmp}/none"], ["results.json"]),
+    ("report of a missing folder", ["report", "{tmp}/none"], ["results.csv"]),
     ("a path that is not UTF-8", ["eval", "{tmp}/\udcff"], ["does not exist"]),
     (
         "--set value not UTF-8",

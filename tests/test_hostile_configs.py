@@ -209,7 +209,7 @@ MEANINGLESS = [
     (
         "batch larger than the training set",
         ["data.batch_size=5000"],
-        ["data.batch_size = 5000", "1437 training samples", "no optimizer step", "at most 1437"],
+        ["data.batch_size = 5000", "1257 training samples", "no optimizer step", "at most 1257"],
     ),
     (
         "train_limit below the batch size",

@@ -56,7 +56,10 @@ def test_a_run_folder_keeps_the_umask(
     code, _, err = call(capsys, args)
     assert code == 0, err
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["checkpoint.safetensors", "config.yaml", "model.safetensors", "run.json"]
+    assert files == [
+        "best.safetensors", "checkpoint.safetensors", "config.yaml", "model.safetensors",
+        "run.json",
+    ]  # fmt: skip
     assert {p.name: mode(p) for p in out.iterdir()} == dict.fromkeys(files, 0o640)
 
 

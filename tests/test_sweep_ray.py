@@ -172,8 +172,9 @@ def test_runs_finished_on_either_backend_are_skipped_on_both(
     ray_out, ray_rows = ray_result
     before = {**_stamps(local_out), **_stamps(ray_out)}
     ray_experiments = sorted((ray_out / STORAGE_DIR).iterdir())
-    # run.json, energy.json, checkpoint, model (+ float weights for the baseline), twice:
-    assert len(before) == 18
+    # run.json, energy.json, checkpoint, best epoch, model (+ float weights for the
+    # baseline), twice:
+    assert len(before) == 22
     with inside(local_out.parent):  # Ray over the local backend's runs
         again_ray = run_sweep(tiny_sweep(), OUT, progress=False, log=lambda s: None,
                               backend=RayBackend())  # fmt: skip

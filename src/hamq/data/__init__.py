@@ -243,7 +243,7 @@ def hold_out_validation(bundle: DataBundle, percent: float) -> None:
 
     n_all = bundle.train_y.numel() + bundle.test_y.numel()
     n_val = round(n_all * percent / 100.0)
-    if n_val == 0:
+    if n_val == 0 or bundle.train_y.numel() == 0:  # (no training data: refused later)
         bundle.val_x, bundle.val_y = bundle.train_x[:0], bundle.train_y[:0]
         return
     if n_val >= bundle.train_y.numel():
@@ -255,7 +255,11 @@ def hold_out_validation(bundle: DataBundle, percent: float) -> None:
 
     labels = bundle.train_y.cpu().numpy()
     counts = torch.bincount(bundle.train_y.cpu())
-    stratify = labels if int(counts[counts > 0].min()) >= 2 else None
+    present = counts[counts > 0]
+    # stratify where every class can give a sample to both parts
+    can_stratify = int(present.min()) >= 2 and n_val >= present.numel()
+    can_stratify = can_stratify and bundle.train_y.numel() - n_val >= present.numel()
+    stratify = labels if can_stratify else None
     idx_train, idx_val = train_test_split(
         list(range(labels.shape[0])), test_size=n_val, random_state=0, stratify=stratify
     )
