@@ -466,7 +466,7 @@ def layers_section(
     base, best, seeds = pair["base"], pair["best"], pair["seeds"]
     plot_layers(base, best, (pair["base_setting"], entry["setting"]), folder / "layers.png")
     tb, tm = (sum(x["e_cb_j"] for x in layers) for layers in (base, best))
-    unit, size = energy_unit([tb, tm])
+    e_unit, size = energy_unit([tb, tm])
     how = (
         f"the setting with the largest mean E_cb reduction among those within "
         f"{LAYER_PLOT_MAX_LOSS_PP:g} pp of their baseline"
@@ -483,7 +483,7 @@ def layers_section(
         f"Per-layer E_cb and E_adc per inference of `{entry['setting']}` against its "
         f"baseline: {how} (mean Δacc {entry['accuracy_delta_pp']:+.2f} pp, mean E_cb "
         f"reduction {100 * entry['e_cb_reduction']:.1f}%); {over}, from each run's "
-        f"`energy.json`. Total E_cb {tb / size:.4g} -> {tm / size:.4g} {unit}.",
+        f"`energy.json`. Total E_cb {tb / size:.4g} -> {tm / size:.4g} {e_unit}.",
         "",
     ]
 
