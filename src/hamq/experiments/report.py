@@ -630,6 +630,40 @@ def parse_csv_row(raw: dict[str, str]) -> dict[str, Any]:
     return row
 
 
+#: What a finished run's row must hold for the report, and the types allowed.
+_OK_ROW_FIELDS: dict[str, tuple[type, ...]] = {
+    "accuracy": (int, float),
+    "cells_on": (int, float),
+    "w_bits": (int, float),
+    "regularizer": (str,),
+}
+
+
+def check_rows(rows: object, folder: Path) -> None:
+    """HamqError naming the first row or field of a sweep's results that the report cannot
+    use (hand-edited or damaged results), with the fix."""
+    from hamq.errors import HamqError
+
+    fix = f"rerun hamq sweep into '{folder}' (finished runs are reused) to rewrite them"
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise HamqError(f"'{folder}': its results are not a list of rows; {fix}")
+    for i, r in enumerate(rows):
+        if not isinstance(r.get("name"), str) or not isinstance(r.get("status"), str):
+            raise HamqError(f"'{folder}': result row {i} has no name or status; {fix}")
+        if r["status"] != "ok":
+            continue
+        for key, types in _OK_ROW_FIELDS.items():
+            value = r.get(key)
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise HamqError(
+                    f"'{folder}': result row '{r['name']}' has {key} = {value!r}; {fix}"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise HamqError(
+                    f"'{folder}': result row '{r['name']}' has {key} = {value!r}; {fix}"
+                )
+
+
 def read_rows(folder: Path) -> list[dict[str, Any]]:
     """The rows of a sweep folder: ``results.csv`` (else ``results.json``), with the
     Hamming-weight histograms the CSV does not hold taken from ``results.json`` or from the
@@ -652,6 +686,9 @@ def read_rows(folder: Path) -> list[dict[str, Any]]:
             )
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise HamqError(f"'{folder}': cannot read its results ({err})") from None
+    if not isinstance(saved, list):
+        saved = []  # a damaged results.json adds nothing; the CSV (checked below) decides
+    check_rows(rows, folder)
     # The CSV decides; results.json adds what the CSV has no column for (hw_hist, ...).
     by_name = {r.get("name"): r for r in saved if isinstance(r, dict)}
     rows = [{**by_name.get(r.get("name"), {}), **r} for r in rows]
