@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hamq.cli.main import cli
+from hamq.cli.options import hardware_options
 from hamq.errors import HamqError
 
 if TYPE_CHECKING:
@@ -74,20 +75,7 @@ def train(
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
-@click.option(
-    "--hw",
-    "hw_name",
-    default=None,
-    metavar="PRESET_OR_FILE",
-    help="Count cells on this hardware preset or YAML file instead of the run's recorded one.",
-)
-@click.option(
-    "--set",
-    "hw_sets",
-    multiple=True,
-    metavar="SECTION.FIELD=VALUE",
-    help="Override a hardware field, e.g. --set array.cell_bits=2 (repeatable).",
-)
+@hardware_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(
     run_dir: str,
