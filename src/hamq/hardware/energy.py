@@ -337,15 +337,25 @@ def static_skip_zero_conversions(
     return total
 
 
-def full_conversions(mapping: LayerMapping, schedule: InputSchedule) -> int:
-    """Conversions per input vector without skipping: cycles x row tiles x columns x groups."""
+def full_conversions(
+    mapping: LayerMapping, schedule: InputSchedule, skip_empty: bool = False
+) -> int:
+    """Conversions per input vector without ``skip_zero``: cycles x row tiles x columns x
+    groups, or with ``skip_empty`` (``array.skip_empty_columns``) cycles x the (group, row
+    tile, column) triples holding an ON cell."""
+    if skip_empty:
+        return schedule.cycles * mapping.nonempty_tile_columns
     return schedule.cycles * mapping.row_tiles * mapping.cols * mapping.groups
 
 
 def mux_steps(mapping: LayerMapping, hw: HardwareSpec) -> int:
-    """Sequential conversions per input cycle in the busiest tile (interleaved ADC sharing)."""
+    """Sequential conversions per input cycle in the busiest tile (interleaved ADC sharing);
+    with ``array.skip_empty_columns`` a block's tiles hold only its mapped columns."""
     n_adc = ceil_div(hw.array.cols, hw.adc.col_mux)
-    return ceil_div(min(mapping.cols, hw.array.cols), n_adc)
+    cols = mapping.cols
+    if hw.array.skip_empty_columns:
+        cols = max(1, int((mapping.tile_column_sums.sum(1) > 0).sum(-1).max()))
+    return ceil_div(min(cols, hw.array.cols), n_adc)
 
 
 # ---------------------------------------------------------------- the per-layer result
@@ -430,7 +440,9 @@ class LayerEnergy:
     allocated cells; cells_on: cells at a non-zero level; on_fraction: cells_on / used
     cells; input_cycles: cycles per input vector; vectors: input vectors per inference;
     conversions: ADC conversions; cycles: array cycles; latency_s: seconds; energies in
-    joules.
+    joules; adc_bits: the bits each of the layer's conversions is charged at;
+    mapped_cols: physical columns mapped (all blocks; fewer than ``groups * cols`` when
+    all-OFF columns are not mapped), an area proxy with ``tiles``.
     """
 
     name: str
@@ -453,6 +465,8 @@ class LayerEnergy:
     e_cb_j: float
     e_adc_j: float
     e_periph_j: float
+    adc_bits: int = 0
+    mapped_cols: int = 0
 
     @property
     def e_total_j(self) -> float:
@@ -467,22 +481,29 @@ class LayerEnergy:
 
 
 def layer_cost(
-    mapping: LayerMapping, schedule: InputSchedule, sums: LayerSums, hw: HardwareSpec
+    mapping: LayerMapping,
+    schedule: InputSchedule,
+    sums: LayerSums,
+    hw: HardwareSpec,
+    adc_bits: int | None = None,
 ) -> LayerEnergy:
     """Energy (J), cycles, latency (s), MACs and mapping figures of one inference of a layer.
 
     ``sums`` are totals over ``sums.samples`` inferences; everything is divided by it.
+    ``adc_bits``: the layer's ADC resolution (default ``adc.bits``).
     """
     n = sums.samples
     vectors = sums.vectors / n  # per inference, per block
+    skip_empty = hw.array.skip_empty_columns
     conversions = (
-        vectors * full_conversions(mapping, schedule)
+        vectors * full_conversions(mapping, schedule, skip_empty)
         if sums.conversions is None
         else sums.conversions / n
     )
+    bits = hw.adc.bits if adc_bits is None else adc_bits
     row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)
     e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
-    e_adc_pj = conversions * hw.e_adc_pj_at()
+    e_adc_pj = conversions * hw.e_adc_pj_at(bits)
     e_periph_pj = (
         sums.driven_row_cycles / n * hw.tech.e_driver_pj + conversions * hw.tech.e_shift_add_pj
     )
@@ -494,7 +515,7 @@ def layer_cost(
         groups=mapping.groups,
         rows=mapping.rows,
         cols=mapping.cols,
-        tiles=mapping.tiles,
+        tiles=mapping.mapped_tiles if skip_empty else mapping.tiles,
         row_tiles=mapping.row_tiles,
         col_tiles=mapping.col_tiles,
         utilization=mapping.utilization,
@@ -509,4 +530,6 @@ def layer_cost(
         e_cb_j=e_cb * PJ,
         e_adc_j=e_adc_pj * PJ,
         e_periph_j=e_periph_pj * PJ,
+        adc_bits=bits,
+        mapped_cols=mapping.mapped_cols if skip_empty else mapping.cols * mapping.groups,
     )

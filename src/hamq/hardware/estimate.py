@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from hamq.errors import HamqError
+from hamq.hardware.crossbar import lossless_bits
 from hamq.hardware.energy import (
     InputSchedule,
     LayerEnergy,
@@ -124,11 +125,37 @@ class LayerProbe:
             total += skip_zero_conversions(vecs, self._levels, self.schedule, m.tile_rows)
         return total
 
-    def report(self, sums: LayerSums) -> LayerEnergy:
-        """The layer's report row for ``sums`` (``energy.layer_cost``)."""
+    def report(self, sums: LayerSums, adc_bits: dict[str, int] | None = None) -> LayerEnergy:
+        """The layer's report row for ``sums`` (``energy.layer_cost``), its conversions
+        charged at :func:`layer_adc_bits`."""
         if self.mapping is None:
             raise RuntimeError(f"layer '{self.name}': no weights mapped")
-        return layer_cost(self.mapping, self.schedule, sums, self.hw)
+        bits = layer_adc_bits(self.hw, self.mapping, self.schedule, adc_bits)
+        return layer_cost(self.mapping, self.schedule, sums, self.hw, bits)
+
+
+def layer_adc_bits(
+    hw: HardwareSpec,
+    mapping: LayerMapping,
+    schedule: InputSchedule,
+    planned: dict[str, int] | None = None,
+) -> int:
+    """The ADC bits a layer's conversions cost: its entry in ``planned`` (an ADC plan,
+    ``simulate.plan_adc``), else by its policy: ``full``, the lossless bits of its largest
+    bitline sum; ``fixed``, its bits; ``optimized`` needs a plan (calibration data)."""
+    if planned is not None and mapping.name in planned:
+        return planned[mapping.name]
+    policy, bits = hw.adc_policy(mapping.name)
+    if policy == "full":
+        top = int(mapping.tile_column_sums.max()) * (2**schedule.bits_per_cycle - 1)
+        return lossless_bits(top)
+    if policy == "optimized":
+        raise HamqError(
+            f"layer '{mapping.name}': adc.policy = optimized chooses its bits on calibration "
+            f"data; measure with an ADC plan (hamq energy RUN uses the run's validation "
+            f"split) or set adc.policy to full or fixed"
+        )
+    return bits
 
 
 def _quantize_and_probe(quant: ActQuantizer, probe: LayerProbe, x: torch.Tensor) -> torch.Tensor:
@@ -274,6 +301,7 @@ def estimate_energy(
     hw: HardwareSpec | str | Path,
     samples: int | None = None,
     batch_size: int = 256,
+    adc_bits: dict[str, int] | None = None,
 ) -> EnergyReport:
     """Exact, data-dependent energy per inference of a converted, calibrated model.
 
@@ -284,6 +312,7 @@ def estimate_energy(
         hw: a ``HardwareSpec``, a preset name or a YAML file.
         samples: use at most this many samples (None: all).
         batch_size: batch size for a DataBundle or a tensor.
+        adc_bits: ADC bits per layer name (an ADC plan); other layers by their policy.
     Returns:
         an :class:`EnergyReport` in ``data`` mode, energies per inference (sums / samples).
     """
@@ -306,7 +335,7 @@ def estimate_energy(
         model.train(was_training)
     if n == 0:
         raise HamqError("no samples to estimate energy on: the data is empty")
-    layers = [p.report(replace(p.sums, samples=n)) for _, _, p in probes]
+    layers = [p.report(replace(p.sums, samples=n), adc_bits) for _, _, p in probes]
     return EnergyReport(hardware=hw.name, mode="data", samples=n, layers=layers)
 
 
@@ -315,6 +344,7 @@ def static_energy(
     hw: HardwareSpec | str | Path,
     input_shape: tuple[int, ...],
     activity: float = DEFAULT_ACTIVITY,
+    adc_bits: dict[str, int] | None = None,
 ) -> EnergyReport:
     """Energy per inference without data: every input magnitude bit is 1 with probability
     ``activity``, independently (zero padding stays zero).
@@ -343,7 +373,7 @@ def static_energy(
             levels = p.mapping.levels  # type: ignore[union-attr]
             per_vector = static_skip_zero_conversions(levels, p.schedule, hw.array.rows, activity)
             sums = replace(sums, conversions=sums.vectors * per_vector)
-        layers.append(p.report(sums))
+        layers.append(p.report(sums, adc_bits))
     return EnergyReport(
         hardware=hw.name, mode="static", samples=1, layers=layers, activity=activity
     )

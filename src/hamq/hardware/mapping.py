@@ -191,6 +191,55 @@ class LayerMapping:
         """Cells at a non-zero level."""
         return int(self.row_cells_on.sum())
 
+    @cached_property
+    def tile_column_sums(self) -> torch.Tensor:
+        """Sum of the cell levels of every physical column within every row tile: int64
+        ``(groups, row_tiles, cols)`` (computed once, one uint8 slice plane at a time).
+
+        A column with sum 0 in a tile is all OFF there: its bitline carries only level-0
+        current and it needs no conversion; its largest bitline sum is the sum times the
+        largest input digit (``crossbar.py``).
+        """
+        g, k, n = self.groups, self.rows, self.weights
+        word = stored_word_u8(self.codes, self.w_bits, self.representation)
+        word = word.reshape(g, n, k).transpose(1, 2)  # (G, K, N)
+        pad = self.row_tiles * self.tile_rows - k
+        mask = 2**self.cell_bits - 1
+        slices = self.cells_per_weight // (2 if self.representation == "differential" else 1)
+        planes = []
+        for sign in (1, -1) if self.representation == "differential" else (0,):
+            if sign:
+                held = (self.matrices * sign > 0).reshape(g, k, n)
+                src = torch.where(held, word, torch.zeros_like(word))
+            else:
+                src = word
+            for j in range(slices):
+                level = ((src >> (j * self.cell_bits)) & mask).to(torch.int32)
+                level = torch.nn.functional.pad(level, (0, 0, 0, pad))
+                planes.append(level.reshape(g, self.row_tiles, self.tile_rows, n).sum(2))
+        sums = torch.stack(planes, -1)  # (G, T, N, sets * slices), weight-major columns
+        return sums.reshape(g, self.row_tiles, self.cols).to(torch.int64)
+
+    @property
+    def mapped_cols(self) -> int:
+        """Physical columns holding at least one ON cell, all group blocks: the columns an
+        array must provide when all-OFF columns are not mapped."""
+        return int((self.tile_column_sums.sum(1) > 0).sum())
+
+    @property
+    def mapped_tiles(self) -> int:
+        """Arrays needed when all-OFF columns are not mapped: per group block,
+        ``row_tiles * ceil(mapped columns / C)`` (at least one array per block)."""
+        per_block = (self.tile_column_sums.sum(1) > 0).sum(-1)  # (G,)
+        col_tiles = torch.clamp(-(-per_block // self.tile_cols), min=1)
+        return int(col_tiles.sum()) * self.row_tiles
+
+    @property
+    def nonempty_tile_columns(self) -> int:
+        """(group, row tile, column) triples with an ON cell: conversions per input cycle
+        when all-OFF columns are skipped."""
+        return int((self.tile_column_sums > 0).sum())
+
     def row_energy_pj(self, e_cell_pj: tuple[float, ...] | list[float]) -> torch.Tensor:
         """Energy of reading every cell of each row once at full input: float64
         ``(groups, K)``, pJ; ``rowEnergy[r] = sum_c e_cell_pj[level(r, c)]``.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -39,12 +39,16 @@ class ArraySpec(Section):
     rows, cols: physical rows and columns of one tile (array).
     cell_bits: bits stored per cell (1, 2 or 4); a cell has ``2**cell_bits`` levels.
     representation: how signed weights become stored words (see ``representation.py``).
+    skip_empty_columns: a column whose cells in a row tile are all OFF is not converted
+        there, and a column all OFF in every tile is not mapped (fewer arrays); both are
+        exact (an all-OFF bitline sums to 0).
     """
 
     rows: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
     cols: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
     cell_bits: int = 1
     representation: Representation = "differential"
+    skip_empty_columns: bool = False
 
     @model_validator(mode="after")
     def _cell_bits(self) -> ArraySpec:
@@ -65,17 +69,42 @@ class InputSpec(Section):
     bits_per_cycle: int = Field(1, ge=1, le=8)
 
 
+AdcPolicy = Literal["full", "fixed", "optimized"]
+
+
+class AdcLayerSpec(Section):
+    """One layer's own ADC (``adc.layers.NAME``): its policy and/or bits."""
+
+    policy: AdcPolicy | None = None
+    bits: int | None = Field(None, ge=1, le=16)
+
+
 class AdcSpec(Section):
     """Column read-out.
 
-    bits: ADC resolution in bits.
+    bits: ADC resolution in bits (the ``fixed`` policy's).
     col_mux: columns that share one ADC (they convert one after another).
     skip_zero: skip conversions of columns whose driven cells are all at level 0.
+    policy: ``full`` (each layer the lossless bits of its largest bitline sum), ``fixed``
+        (``bits``, range calibrated on data) or ``optimized`` (per layer the fewest bits
+        within ``tolerance_pp`` on a calibration split); see ``simulate.py``. The energy
+        model charges each layer's own bits.
+    calibration: how a ``fixed``/``optimized`` range is set from the measured bitline
+        sums: ``percentile`` (the ``percentile``-th) or ``mse`` (least squared error).
+    tolerance_pp: accuracy the ``optimized`` policy may lose on the calibration split, pp.
+    min_bits: fewest bits the ``optimized`` policy tries.
+    layers: per-layer ``{policy, bits}`` by layer name, overriding the above.
     """
 
     bits: int = Field(6, ge=1, le=16)
     col_mux: int = Field(8, ge=1)
     skip_zero: bool = False
+    policy: AdcPolicy = "fixed"
+    calibration: Literal["percentile", "mse"] = "percentile"
+    percentile: float = Field(99.99, gt=0, le=100)
+    tolerance_pp: float = Field(0.5, ge=0, le=100)
+    min_bits: int = Field(1, ge=1, le=16)
+    layers: dict[str, AdcLayerSpec] = Field(default_factory=dict)
 
 
 class TimingSpec(Section):
@@ -153,6 +182,13 @@ class HardwareSpec(Section):
     @property
     def cell_bits(self) -> int:
         return self.array.cell_bits
+
+    def adc_policy(self, layer: str) -> tuple[str, int]:
+        """(policy, bits) of layer ``layer``: its ``adc.layers`` entry, else the ADC's own."""
+        own = self.adc.layers.get(layer)
+        policy = own.policy if own is not None and own.policy is not None else self.adc.policy
+        bits = own.bits if own is not None and own.bits is not None else self.adc.bits
+        return policy, bits
 
     def e_adc_pj_at(self, bits: int | None = None) -> float:
         """Energy of one conversion at ``bits`` (default: this ADC's), in pJ."""

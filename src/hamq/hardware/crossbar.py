@@ -1,0 +1,306 @@
+"""What a crossbar computes: the bit-level arithmetic of one mapped layer, with its ADC.
+
+The energy model (``energy.py``) says what an inference *costs*; this module says what the
+same arrays *compute*. It reads the same :class:`~hamq.hardware.mapping.LayerMapping`
+(cell levels, tiles) and :class:`~hamq.hardware.energy.InputSchedule` (passes, digits per
+cycle), so the two cannot disagree on the layout.
+
+For input vector ``v``, pass ``p`` (sign ``+1``, or ``-1`` for the negative part of signed
+inputs), input digit ``d`` (``k = bits_per_cycle`` bits, LSB digit first), row tile ``t``
+and physical column ``c``::
+
+    P[v,p,d,t,c] = sum_{r in tile t} digit_d(x_p[v, r]) * level[r, c]        bitline sum
+    Q            = ADC(P)                                                    per conversion
+    y[v, n]      = sum_p sign_p * ( sum_d 2**(k*d) sum_t sum_{c of n} place[c] * Q[v,p,d,t,c]
+                                    - offset * sum_r x_p[v, r] )
+
+``place[c]`` is the weight of column ``c`` in the recombination (:func:`place_values`):
+``set_sign * 2**(cell_bits * slice)`` with ``set_sign = -1`` for the negative column set of
+a differential pair (the *differential subtraction*, done digitally after both columns are
+converted, as the energy model's one conversion per physical column assumes), and
+``-2**(bits-1)`` for the MSB column of a two's-complement word (the *sign slice*).
+``offset = 2**(bits-1)`` for shifted unsigned weights: removed digitally with the sum of
+the inputs of the vector (which the digital periphery knows exactly), as in DNN+NeuroSim;
+0 otherwise.
+
+**The ADC.** ``Q = step * clamp(round(P / step), 0, 2**bits - 1)`` (round half to even):
+``bits`` output codes spaced ``step`` apart from 0. The range is ``[0, step * (2**bits -
+1)]``. The offset of the transfer is fixed at 0: bitline sums of non-negative digits and
+levels start at 0, 0 is by far the most frequent sum, and a zero sum then converts to 0
+exactly, so skipping a conversion (``skip_zero``, empty columns) never changes a result.
+``step = 1`` with ``2**bits - 1 >= P_max`` is lossless (:func:`lossless_bits`).
+
+**What a column sum cannot compute.** A sign-magnitude weight multiplies its magnitude by
+a sign stored in another bit of the same word; a two's-complement word in cells of more
+than one bit puts the sign bit inside a multi-level cell next to magnitude bits. A bitline
+sum is linear in the cell levels, so neither can be recombined from column sums:
+:func:`check_simulatable` refuses both with the fix (they remain valid for the energy
+model, which only counts cells).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from hamq.hardware.energy import InputSchedule, digits_of
+from hamq.hardware.mapping import ceil_div
+from hamq.hardware.representation import Representation, column_sets, n_slices
+
+#: Largest bitline sum a float32 matrix product holds exactly (its 24-bit mantissa).
+_F32_EXACT = 2**24
+
+
+def check_simulatable(bits: int, rep: Representation, cell_bits: int) -> None:
+    """Raise ValueError (naming the field and the fix) when column sums cannot compute
+    ``bits``-bit weights stored as ``rep`` in ``cell_bits``-bit cells."""
+    if rep == "sign_magnitude":
+        raise ValueError(
+            "array.representation = sign_magnitude: a bitline sum cannot apply a sign stored "
+            "in another bit of the word; simulate with differential, twos_complement or "
+            "shifted"
+        )
+    if rep == "twos_complement" and cell_bits > 1:
+        raise ValueError(
+            f"array.representation = twos_complement with array.cell_bits = {cell_bits}: the "
+            f"sign bit shares a multi-level cell with magnitude bits, and a bitline sum "
+            f"cannot weight it negatively; use cell_bits: 1, or differential or shifted"
+        )
+
+
+def place_values(bits: int, rep: Representation, cell_bits: int) -> torch.Tensor:
+    """Recombination weight of each of a weight's physical columns, float64
+    ``(cells_per_weight,)``, in the mapping's column order (set-major, LSB slice first)."""
+    check_simulatable(bits, rep, cell_bits)
+    n = n_slices(bits, rep, cell_bits)
+    place = 2.0 ** (torch.arange(n, dtype=torch.float64) * cell_bits)
+    if rep == "twos_complement":  # 1-bit cells: the top slice is the sign bit
+        place[-1] = -(2.0 ** (bits - 1))
+    if column_sets(rep) == 2:
+        return torch.cat((place, -place))
+    return place
+
+
+def word_offset(bits: int, rep: Representation) -> int:
+    """What the stored word adds to the weight: ``2**(bits-1)`` for shifted, else 0."""
+    return 2 ** (bits - 1) if rep == "shifted" else 0
+
+
+def max_partial_sum(rows: int, bits_per_cycle: int, cell_bits: int) -> int:
+    """Largest bitline sum of a row tile with ``rows`` driven rows: every digit and every
+    level at its maximum, ``rows * (2**k - 1) * (2**cell_bits - 1)``."""
+    return rows * (2**bits_per_cycle - 1) * (2**cell_bits - 1)
+
+
+def lossless_bits(p_max: int) -> int:
+    """Fewest ADC bits that convert every sum ``0 .. p_max`` exactly (step 1)."""
+    return max(1, int(p_max).bit_length())
+
+
+@dataclass(frozen=True)
+class AdcTransfer:
+    """An ADC's transfer: ``bits`` codes spaced ``step`` apart from 0 (see the module
+    docstring). ``step >= 1`` (a finer step than one bitline unit resolves nothing)."""
+
+    bits: int
+    step: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bits <= 24:
+            raise ValueError(f"ADC bits = {self.bits}: must be in 1..24")
+        if not self.step >= 1.0:
+            raise ValueError(f"ADC step = {self.step}: must be at least 1 bitline unit")
+
+    @property
+    def full_scale(self) -> float:
+        """Largest converted value, ``step * (2**bits - 1)``."""
+        return self.step * (2**self.bits - 1)
+
+    def lossless_for(self, p_max: int) -> bool:
+        """Whether every sum ``0 .. p_max`` converts exactly."""
+        return self.step == 1.0 and 2**self.bits - 1 >= p_max
+
+    def convert(self, p: torch.Tensor) -> torch.Tensor:
+        """Converted values of bitline sums ``p`` (float tensor, any shape; a new tensor)."""
+        top = float(2**self.bits - 1)
+        if self.step == 1.0:
+            return p.clamp(max=top)
+        return torch.round(p / self.step).clamp_(0.0, top).mul_(self.step)
+
+
+def full_scale_transfer(bits: int, p_max: int) -> AdcTransfer:
+    """A ``bits``-bit ADC whose range covers the largest possible sum ``p_max`` (no
+    calibration data): lossless when the bits suffice, else ``step = p_max / (2**bits-1)``."""
+    return AdcTransfer(bits, max(1.0, p_max / (2**bits - 1)))
+
+
+def crossbar_mvm(
+    vectors: torch.Tensor,
+    levels: torch.Tensor,
+    schedule: InputSchedule,
+    place: torch.Tensor,
+    offset: int,
+    tile_rows: int,
+    adc: AdcTransfer | None = None,
+    observe: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """The integer outputs of a mapped layer for a batch of input vectors, as the arrays
+    compute them (every bitline sum through ``adc``; None: ideal conversions).
+
+    Columns whose every conversion is provably lossless (:func:`lossless_columns`) are
+    summed in one matrix product of the inputs with their recombined levels; only the
+    others go through the per-digit, per-tile bitline sums and the ADC.
+
+    Args:
+        vectors: integer input codes ``(G, V, K)`` (signed codes go in two passes).
+        levels: cell levels ``(G, K, cols)``, any numeric dtype, ``cols = N *
+            place.numel()`` in the mapping's weight-major column order.
+        schedule: passes and digits of the inputs (``energy.input_schedule``).
+        place: :func:`place_values`; offset: :func:`word_offset`.
+        tile_rows: rows of one array; the K rows split into ``ceil(K / tile_rows)`` tiles.
+        observe: called with the bitline sums of every column before conversion (float
+            ``(G*T, V*D, cols)``, all columns), e.g. to build a calibration histogram.
+    Returns:
+        float64 ``(G, V, N)``: equal to ``vectors @ weights`` when every conversion is
+        lossless.
+    """
+    g, v, k = vectors.shape
+    cols = levels.shape[-1]
+    cpw = place.numel()
+    n = cols // cpw
+    col_place = place.to(torch.float64).repeat(n)  # (cols,)
+    lossy = (
+        torch.ones(cols, dtype=torch.bool)
+        if observe is not None
+        else (~lossless_columns(levels, schedule, tile_rows, adc))
+    )
+    out = torch.zeros(g, v, n, dtype=torch.float64)
+    exact = ~lossy
+    if bool(exact.any()):  # recombined levels of the lossless columns, one product
+        w = levels.to(torch.float64)[..., exact] * col_place[exact]  # (G, K, cols')
+        w = torch.zeros(g, k, n, dtype=torch.float64).index_add_(
+            -1, torch.arange(cols)[exact] // cpw, w
+        )
+        out += torch.bmm(vectors.to(torch.float64), w)
+    if bool(lossy.any()):
+        idx = torch.arange(cols)[lossy]
+        per_col = _converted_columns(vectors, levels[..., idx], schedule, tile_rows, adc, observe)
+        out.index_add_(-1, idx // cpw, per_col * col_place[idx])
+    if offset:
+        out -= offset * vectors.sum(-1, keepdim=True).to(torch.float64)
+    return out
+
+
+def lossless_columns(
+    levels: torch.Tensor, schedule: InputSchedule, tile_rows: int, adc: AdcTransfer | None
+) -> torch.Tensor:
+    """bool ``(cols,)``: columns whose bitline sum, in every group block and row tile,
+    never exceeds what ``adc`` converts exactly (all of them when ``adc`` is None): the
+    sum of the column's levels in the tile times the largest digit."""
+    cols = levels.shape[-1]
+    if adc is None:
+        return torch.ones(cols, dtype=torch.bool)
+    g, k = levels.shape[:2]
+    t = ceil_div(k, tile_rows)
+    padded = torch.nn.functional.pad(levels.to(torch.float64), (0, 0, 0, t * tile_rows - k))
+    bound = padded.reshape(g, t, tile_rows, cols).sum(2) * (2**schedule.bits_per_cycle - 1)
+    worst = bound.amax((0, 1))  # (cols,)
+    if adc.step == 1.0:
+        return worst <= 2**adc.bits - 1
+    return worst == 0
+
+
+def _converted_columns(
+    vectors: torch.Tensor,
+    levels: torch.Tensor,
+    schedule: InputSchedule,
+    tile_rows: int,
+    adc: AdcTransfer | None,
+    observe: Callable[[torch.Tensor], None] | None,
+) -> torch.Tensor:
+    """``sum_p sign_p sum_d 2**(k*d) sum_t ADC(P[v,p,d,t,c])`` for every column of
+    ``levels`` ``(G, K, cols)``: float64 ``(G, V, cols)``."""
+    g, v, k = vectors.shape
+    cols = levels.shape[-1]
+    t = ceil_div(k, tile_rows)
+    pad = t * tile_rows - k
+    d = schedule.digits
+    top_level = float(levels.max()) if levels.numel() else 0.0
+    exact_f32 = min(k, tile_rows) * (2**schedule.bits_per_cycle - 1) * top_level < _F32_EXACT
+    dtype = torch.float32 if exact_f32 else torch.float64
+    lv = torch.nn.functional.pad(levels.to(dtype), (0, 0, 0, pad))  # (G, T*R, cols)
+    lv = lv.reshape(g * t, tile_rows, cols)
+    digit_place = 2.0 ** (torch.arange(d, dtype=torch.float64) * schedule.bits_per_cycle)
+    out = torch.zeros(g, v, cols, dtype=torch.float64)
+    for sign in (1, -1)[: schedule.passes]:
+        x = (vectors * sign).clamp(min=0)  # (G, V, K)
+        dig = digits_of(x, schedule)  # (G, V, K, D) int64
+        dig = torch.nn.functional.pad(dig, (0, 0, 0, pad))  # (G, V, T*R, D)
+        dig = dig.reshape(g, v, t, tile_rows, d).permute(0, 2, 1, 4, 3)  # (G, T, V, D, R)
+        sums = torch.bmm(dig.reshape(g * t, v * d, tile_rows).to(dtype), lv)
+        if observe is not None:
+            observe(sums)
+        if adc is not None:
+            sums = adc.convert(sums)
+        out += sign * torch.einsum(
+            "gtvdc,d->gvc", sums.reshape(g, t, v, d, cols).to(torch.float64), digit_place
+        )
+    return out
+
+
+def reference_mvm(
+    vectors: torch.Tensor,
+    levels: torch.Tensor,
+    schedule: InputSchedule,
+    place: torch.Tensor,
+    offset: int,
+    tile_rows: int,
+    adc: AdcTransfer | None = None,
+) -> torch.Tensor:
+    """:func:`crossbar_mvm` by explicit loops over vectors, passes, digits, tiles and
+    columns: slow, for tests only."""
+    g, v, k = vectors.shape
+    cols = levels.shape[-1]
+    cpw = place.numel()
+    out = torch.zeros(g, v, cols // cpw, dtype=torch.float64)
+    kk = schedule.bits_per_cycle
+    for gi in range(g):
+        for vi in range(v):
+            for sign in (1, -1)[: schedule.passes]:
+                x = [max(0, int(sign * vectors[gi, vi, r])) for r in range(k)]
+                for c in range(cols):
+                    total = 0.0
+                    for di in range(schedule.digits):
+                        for start in range(0, k, tile_rows):
+                            p = 0
+                            for r in range(start, min(start + tile_rows, k)):
+                                digit = (x[r] >> (kk * di)) & (2**kk - 1)
+                                p += digit * int(levels[gi, r, c])
+                            q = (
+                                float(p)
+                                if adc is None
+                                else float(
+                                    adc.convert(torch.tensor([float(p)], dtype=torch.float64))[0]
+                                )
+                            )
+                            total += q * 2.0 ** (kk * di)
+                    out[gi, vi, c // cpw] += sign * total * float(place[c % cpw])
+                if offset:
+                    out[gi, vi, :] -= sign * offset * sum(x)
+    return out
+
+
+__all__ = [
+    "AdcTransfer",
+    "check_simulatable",
+    "crossbar_mvm",
+    "full_scale_transfer",
+    "lossless_bits",
+    "lossless_columns",
+    "max_partial_sum",
+    "place_values",
+    "reference_mvm",
+    "word_offset",
+]

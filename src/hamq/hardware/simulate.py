@@ -1,0 +1,399 @@
+"""Crossbar inference of a converted model: every quantized layer computed by its arrays
+(``crossbar.py``), with the ADC each layer is given.
+
+Pipeline::
+
+    model --crossbar_layers--> one LayerSim per quantized layer (mapping, schedule, levels)
+          --calibrate-------->  bitline-sum histograms on calibration data
+          --plan_adc--------->  one AdcTransfer per layer (policy: full / fixed / optimized)
+          --simulating------->  the model's forward with each layer's accumulation replaced
+                                by crossbar_mvm through its ADC
+
+A simulated layer computes ``y = s_x * s_w[c] * acc[c] + bias[c]`` where ``acc`` is the
+crossbar's integer accumulation (float64) and ``s_x``, ``s_w`` the scales of the QAT
+forward; with lossless ADCs ``acc`` equals the integer convolution exactly.
+
+**ADC policies** (``adc.policy`` in the hardware description, ``adc.layers`` per layer):
+
+- ``full``: ``lossless_bits`` of the layer's largest possible bitline sum, step 1. The
+  bound comes from the stored weights (the largest column sum of levels in any row tile
+  times the largest digit), which the mapping knows: sparse weights need fewer bits.
+- ``fixed``: ``adc.bits`` (or the layer's own). Lossless when the bound fits; otherwise
+  the range comes from the bitline sums measured on calibration data: the
+  ``adc.percentile``-th percentile (``adc.calibration: percentile``) or the step that
+  minimizes the mean squared conversion error (``mse``), both computed exactly from a
+  histogram of the integer sums; without calibration data, the full scale of the bound.
+- ``optimized``: per layer, the fewest bits (each with its calibrated range) whose
+  accuracy on the calibration split stays within ``adc.tolerance_pp`` of the crossbar with
+  lossless ADCs; layers are decided one after another, each with the earlier ones at
+  their chosen bits, so the tolerance bounds the whole network's loss on that split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from hamq.errors import HamqError
+from hamq.hardware.crossbar import (
+    AdcTransfer,
+    check_simulatable,
+    crossbar_mvm,
+    full_scale_transfer,
+    lossless_bits,
+    place_values,
+    word_offset,
+)
+from hamq.hardware.energy import InputSchedule, input_schedule, input_vectors
+from hamq.hardware.mapping import LayerMapping, conv_geometry, map_weights
+from hamq.hardware.spec import HardwareSpec
+from hamq.quantization.convert import quantized_layers
+from hamq.quantization.modules import QuantLayer
+
+#: Elements of bitline sums materialized at once (float32: 256 MiB).
+_CHUNK_ELEMENTS = 1 << 26
+
+
+class LayerSim:
+    """One quantized layer on its arrays: mapping, input schedule, cell levels, its ADC."""
+
+    def __init__(self, name: str, layer: QuantLayer, hw: HardwareSpec) -> None:
+        q = layer.input_quant
+        rep, cb = hw.representation, hw.cell_bits
+        try:
+            check_simulatable(layer.w_bits, rep, cb)
+        except ValueError as err:
+            raise HamqError(f"hardware {hw.name}, layer '{name}': {err}") from None
+        groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
+        codes = layer.weight_int().detach().cpu().to(torch.int8)
+        self.name = name
+        self.mapping: LayerMapping = map_weights(
+            name, codes, conv_geometry(layer), groups, layer.w_bits, hw
+        )
+        self.schedule: InputSchedule = input_schedule(
+            q.bits, bool(q.signed), hw.input.bits_per_cycle
+        )
+        self.place = place_values(layer.w_bits, rep, cb)
+        self.offset = word_offset(layer.w_bits, rep)
+        self.levels = self.mapping.levels.to(torch.float32)
+        sums = self.mapping.tile_column_sums  # (G, T, cols)
+        self.p_max = int(sums.max()) * (2**self.schedule.bits_per_cycle - 1)
+        self.transfer: AdcTransfer | None = None  # None: ideal
+        self.histogram: torch.Tensor | None = None  # counting (calibration running)
+        self.calibration: torch.Tensor | None = None  # the last calibration's histogram
+
+    @property
+    def lossless_bits(self) -> int:
+        """Fewest ADC bits (step 1) that convert every bitline sum of the layer exactly."""
+        return lossless_bits(self.p_max)
+
+    def start_histogram(self) -> None:
+        """Count every bitline sum of the following forwards (calibration)."""
+        self.histogram = torch.zeros(self.p_max + 1, dtype=torch.int64)
+
+    def _observe(self, sums: torch.Tensor) -> None:
+        assert self.histogram is not None
+        self.histogram += torch.bincount(sums.reshape(-1).long(), minlength=self.p_max + 1)
+
+    def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
+        """The crossbar's integer accumulations for a batch of input codes, float64, in
+        the layout of the layer's output (``(B, C_out, H', W')`` or ``(..., C_out)``)."""
+        m = self.mapping
+        per_sample = max(1, codes[0].numel()) * self.schedule.digits * m.cols * m.row_tiles
+        chunk = max(1, _CHUNK_ELEMENTS // per_sample)
+        observe = self._observe if self.histogram is not None else None
+        parts = []
+        for i in range(0, codes.shape[0], chunk):
+            part = codes[i : i + chunk]
+            y = crossbar_mvm(input_vectors(part, m), self.levels, self.schedule, self.place,
+                             self.offset, m.tile_rows, self.transfer, observe)  # fmt: skip
+            parts.append(self._layout(y, part.shape))
+        return torch.cat(parts)
+
+    def _layout(self, y: torch.Tensor, in_shape: torch.Size) -> torch.Tensor:
+        """``(G, V, N)`` accumulations to the layer's output layout."""
+        m = self.mapping
+        g, _, n = y.shape
+        if m.conv is None:
+            return y.reshape(*in_shape[:-1], n)
+        b = in_shape[0]
+        hw_out = [
+            (size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, k, s, p, d in zip(in_shape[2:], m.conv.kernel_size, m.conv.stride,
+                                        m.conv.padding, m.conv.dilation, strict=True)
+        ]  # fmt: skip
+        y = y.reshape(g, b, -1, n).permute(1, 0, 3, 2)  # (B, G, N, L)
+        return y.reshape(b, g * n, *hw_out)
+
+
+def crossbar_layers(model: nn.Module, hw: HardwareSpec) -> list[LayerSim]:
+    """One :class:`LayerSim` per quantized layer of a converted, calibrated model."""
+    layers = quantized_layers(model)
+    if not layers:
+        raise HamqError("the model has no quantized layers; convert it with quantize_model first")
+    for name, layer in layers:
+        if not bool(layer.input_quant.initialized):
+            raise HamqError(
+                f"layer '{name}': its input quantizer is not calibrated; run a forward pass "
+                f"in train mode (or train) before simulating the crossbar"
+            )
+    return [LayerSim(name, layer, hw) for name, layer in layers]
+
+
+def _simulated_forward(layer: QuantLayer, sim: LayerSim, x: torch.Tensor) -> torch.Tensor:
+    """The layer's eval forward with the integer accumulation done by the crossbar."""
+    codes = layer.input_quant.to_int(x).cpu()
+    acc = sim.accumulate(codes).to(x.device)
+    w_scale = layer.weight_scale().detach().reshape(-1).to(torch.float64)
+    shape = (1, -1, 1, 1) if acc.dim() == 4 and sim.mapping.conv is not None else (-1,)
+    scale = float(layer.input_quant.scale().detach()) * w_scale.reshape(shape)
+    y = acc * scale
+    if layer.bias is not None:
+        y = y + layer.bias.detach().to(torch.float64).reshape(shape)
+    return y.to(x.dtype)
+
+
+@contextmanager
+def simulating(model: nn.Module, sims: list[LayerSim]) -> Iterator[None]:
+    """While the block runs, every quantized layer's forward is its crossbar (eval mode,
+    no gradient); put back on exit, on error too."""
+    by_name = {s.name: s for s in sims}
+    patched = []
+    was_training = model.training
+    model.eval()
+    try:
+        for name, layer in quantized_layers(model):
+            if name in by_name:
+                layer.forward = partial(_simulated_forward, layer, by_name[name])  # type: ignore[method-assign]
+                patched.append(layer)
+        with torch.no_grad():
+            yield
+    finally:
+        for layer in patched:
+            del layer.forward
+        model.train(was_training)
+
+
+def count_correct(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[int, int]:
+    """(correct, samples) of the model's argmax predictions over ``(x, y)`` batches."""
+    device = next(model.parameters()).device
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in batches:
+            pred = model(x.to(device)).argmax(-1).cpu()
+            correct += int((pred == y).sum())
+            total += int(y.numel())
+    return correct, total
+
+
+# ---------------------------------------------------------------- calibration and plans
+
+
+def percentile_transfer(histogram: torch.Tensor, bits: int, percentile: float) -> AdcTransfer:
+    """A ``bits``-bit ADC whose full scale is the ``percentile``-th percentile of the
+    bitline sums counted in ``histogram`` (entry ``h`` counts sums equal to ``h``)."""
+    total = int(histogram.sum())
+    if total == 0:
+        return AdcTransfer(bits)
+    cdf = histogram.cumsum(0)
+    top = int(torch.searchsorted(cdf, torch.tensor(percentile / 100.0 * total)))
+    top = min(max(top, 1), histogram.numel() - 1)
+    return AdcTransfer(bits, max(1.0, top / (2**bits - 1)))
+
+
+def conversion_mse(histogram: torch.Tensor, adc: AdcTransfer) -> float:
+    """Mean squared conversion error of ``adc`` over the sums counted in ``histogram``."""
+    values = torch.arange(histogram.numel(), dtype=torch.float64)
+    err = adc.convert(values) - values
+    w = histogram.to(torch.float64)
+    return float((w * err**2).sum() / w.sum().clamp_min(1.0))
+
+
+def mse_transfer(histogram: torch.Tensor, bits: int, candidates: int = 200) -> AdcTransfer:
+    """The ``bits``-bit ADC with the smallest mean squared conversion error over the
+    sums in ``histogram``, among ``candidates`` steps spaced geometrically from 1 to the
+    step whose full scale is the largest sum seen."""
+    seen = torch.nonzero(histogram).reshape(-1)
+    top = int(seen.max()) if seen.numel() else 1
+    widest = max(1.0, top / (2**bits - 1))
+    steps = torch.logspace(0.0, torch.log10(torch.tensor(widest)).item(), candidates,
+                           dtype=torch.float64)  # fmt: skip
+    best = min((conversion_mse(histogram, AdcTransfer(bits, float(s))), float(s)) for s in steps)
+    return AdcTransfer(bits, best[1])
+
+
+@dataclass(frozen=True)
+class LayerAdc:
+    """The ADC one layer gets, and why: ``policy`` (full / fixed / optimized), ``bits``,
+    ``step`` (bitline units per code), ``range_from`` (lossless / percentile 99.99 / mse /
+    full scale), ``lossless_bits`` (what a lossless conversion of this layer needs)."""
+
+    name: str
+    policy: str
+    bits: int
+    step: float
+    range_from: str
+    lossless_bits: int
+
+    @property
+    def transfer(self) -> AdcTransfer:
+        return AdcTransfer(self.bits, self.step)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibrate(model: nn.Module, sims: list[LayerSim], batches: Iterable[torch.Tensor]) -> int:
+    """Histograms of every layer's bitline sums over ``batches`` of model inputs, with
+    ideal conversions; returns the samples seen."""
+    for s in sims:
+        s.transfer = None
+        s.start_histogram()
+    n = 0
+    device = next(model.parameters()).device
+    try:
+        with simulating(model, sims):
+            for x in batches:
+                model(x.to(device))
+                n += x.shape[0]
+    finally:
+        for s in sims:
+            s.calibration, s.histogram = s.histogram, None
+    return n
+
+
+def calibrated_adc(sim: LayerSim, hw: HardwareSpec, bits: int, policy: str) -> LayerAdc:
+    """A ``bits``-bit ADC for ``sim``: lossless when the bits suffice, else its range from
+    the calibration histogram (``adc.calibration``), or the full scale without one."""
+    need = sim.lossless_bits
+    if bits >= need:
+        return LayerAdc(sim.name, policy, bits, 1.0, "lossless", need)
+    hist = sim.calibration
+    if hist is None:
+        t = full_scale_transfer(bits, sim.p_max)
+        return LayerAdc(sim.name, policy, bits, t.step, "full scale", need)
+    if hw.adc.calibration == "mse":
+        t, how = mse_transfer(hist, bits), "mse"
+    else:
+        t = percentile_transfer(hist, bits, hw.adc.percentile)
+        how = f"percentile {hw.adc.percentile:g}"
+    return LayerAdc(sim.name, policy, bits, t.step, how, need)
+
+
+def check_adc_layers(hw: HardwareSpec, sims: list[LayerSim]) -> None:
+    """Refuse ``adc.layers`` entries that name no quantized layer (one line, the names)."""
+    names = {s.name for s in sims}
+    unknown = sorted(set(hw.adc.layers) - names)
+    if unknown:
+        raise HamqError(
+            f"adc.layers names {', '.join(repr(u) for u in unknown)}, not a quantized layer "
+            f"of this model; its layers are: {', '.join(sorted(names))}"
+        )
+
+
+def plan_adc(
+    model: nn.Module,
+    sims: list[LayerSim],
+    hw: HardwareSpec,
+    calibration: list[tuple[torch.Tensor, torch.Tensor]] | None,
+) -> list[LayerAdc]:
+    """One :class:`LayerAdc` per layer from the hardware's policies, calibrated on
+    ``calibration`` (``(x, y)`` batches of a split that is never the test set; None: no
+    data, ranges at full scale and no ``optimized`` policy). Sets each sim's transfer."""
+    check_adc_layers(hw, sims)
+    policies = {s.name: hw.adc_policy(s.name) for s in sims}
+    if calibration is not None:
+        calibrate(model, sims, (x for x, _ in calibration))
+    elif any(p == "optimized" for p, _ in policies.values()):
+        raise HamqError(
+            "adc.policy = optimized needs calibration data (a validation split or "
+            "--calibration-samples); none was given"
+        )
+    plan: dict[str, LayerAdc] = {}
+    for s in sims:
+        policy, bits = policies[s.name]
+        if policy == "full":
+            plan[s.name] = LayerAdc(s.name, "full", s.lossless_bits, 1.0, "lossless",
+                                    s.lossless_bits)  # fmt: skip
+        elif policy == "fixed":
+            plan[s.name] = calibrated_adc(s, hw, bits, "fixed")
+    for s in sims:  # ideal for every layer not decided yet
+        s.transfer = plan[s.name].transfer if s.name in plan else None
+    optimized = [s for s in sims if policies[s.name][0] == "optimized"]
+    if optimized:
+        assert calibration is not None
+        plan.update(_optimize(model, sims, optimized, hw, calibration))
+    return [plan[s.name] for s in sims]
+
+
+def _accuracy(
+    model: nn.Module, sims: list[LayerSim], batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> float:
+    with simulating(model, sims):
+        correct, total = count_correct(model, batches)
+    return 100.0 * correct / max(1, total)
+
+
+def _optimize(
+    model: nn.Module,
+    all_sims: list[LayerSim],
+    layers: list[LayerSim],
+    hw: HardwareSpec,
+    calibration: list[tuple[torch.Tensor, torch.Tensor]],
+) -> dict[str, LayerAdc]:
+    """Fewest bits per layer within ``adc.tolerance_pp`` of the calibration accuracy with
+    lossless ADCs on these layers (the other layers at their planned ADCs); binary search
+    per layer (accuracy assumed non-decreasing in bits), layers in order."""
+    for s in layers:
+        s.transfer = None
+    reference = _accuracy(model, all_sims, calibration)
+    floor = reference - hw.adc.tolerance_pp
+    out = {}
+    for s in layers:
+        lo, hi = hw.adc.min_bits, s.lossless_bits
+        best = calibrated_adc(s, hw, hi, "optimized")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial = calibrated_adc(s, hw, mid, "optimized")
+            s.transfer = trial.transfer
+            if _accuracy(model, all_sims, calibration) >= floor:
+                hi, best = mid, trial
+            else:
+                lo = mid + 1
+        s.transfer = best.transfer
+        out[s.name] = best
+    return out
+
+
+def crossbar_accuracy(
+    model: nn.Module,
+    sims: list[LayerSim],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[int, int]:
+    """(correct, samples) of the model computed by its crossbars with their transfers."""
+    with simulating(model, sims):
+        return count_correct(model, batches)
+
+
+__all__ = [
+    "LayerAdc",
+    "LayerSim",
+    "calibrate",
+    "calibrated_adc",
+    "conversion_mse",
+    "count_correct",
+    "crossbar_accuracy",
+    "crossbar_layers",
+    "mse_transfer",
+    "percentile_transfer",
+    "plan_adc",
+    "simulating",
+]
