@@ -7,7 +7,7 @@ import json
 import click
 
 from hamq.cli.main import cli
-from hamq.cli.options import hardware_options
+from hamq.cli.options import check_crossbar_options, crossbar_options, hardware_options
 from hamq.errors import HamqError
 
 
@@ -56,16 +56,21 @@ def presets() -> None:
     default=None,
     help="Input bit activity of --static (default 0.5).",
 )
+@crossbar_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def energy(run_dir: str, hw_name: str | None, hw_sets: tuple[str, ...], samples: int | None,
-           batch_size: int, static: bool, activity: float | None,
-           as_json: bool) -> None:  # fmt: skip
+           batch_size: int, static: bool, activity: float | None, crossbar: bool,
+           calibration_samples: int | None, as_json: bool) -> None:  # fmt: skip
     """Crossbar energy, cycles and TOPS/W per inference of a trained run, per layer.
 
     The hardware is the one the run recorded (its preset with the config's overrides);
     --hw and --set replace or change it, and the output says which was used. Data mode
     (default) measures every layer's real quantized inputs on the test split; --static
     assumes an input bit activity instead.
+
+    Each layer's conversions cost its own ADC bits (adc.policy). --crossbar (implied by
+    adc.policy optimized, which chooses the bits on calibration data) also reports the
+    accuracy as the crossbars compute it, beside the ideal one.
     """
     from hamq.hardware.estimate import DEFAULT_ACTIVITY, estimate_energy, static_energy
     from hamq.training.run_hardware import resolve_hardware
@@ -80,19 +85,45 @@ def energy(run_dir: str, hw_name: str | None, hw_sets: tuple[str, ...], samples:
         run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
     )
     hw = resolved.spec
+    check_crossbar_options(crossbar, calibration_samples)
+    xb = None
+    if crossbar or any(hw.adc_policy(n)[0] == "optimized" for n in _layer_names(run.model)):
+        from hamq.training.crossbar_eval import (
+            adc_bits_of,
+            crossbar_evaluation,
+            save_crossbar_result,
+        )
+
+        xb = crossbar_evaluation(run.model, run.data(), hw, batch_size, samples,
+                                 calibration_samples)  # fmt: skip
+        save_crossbar_result(run_dir, xb, hw)
+    bits = None if xb is None else adc_bits_of(xb)
     if static:
         shape = tuple(run.record["input_shape"])
         act = DEFAULT_ACTIVITY if activity is None else activity
-        report = static_energy(run.model, hw, shape, activity=act)
+        report = static_energy(run.model, hw, shape, activity=act, adc_bits=bits)
     else:
-        report = estimate_energy(run.model, run.data(), hw, samples=samples, batch_size=batch_size)
+        report = estimate_energy(run.model, run.data(), hw, samples=samples,
+                                 batch_size=batch_size, adc_bits=bits)  # fmt: skip
     if as_json:
         out = {
             **report.to_dict(),
             "hardware_source": resolved.source,
             "hardware_spec": hw.model_dump(mode="json"),
         }
+        if xb is not None:
+            out["crossbar"] = xb
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(f"hardware: {resolved.source}")
         click.echo(report.format_table())
+        if xb is not None:
+            from hamq.cli.train_cmd import _echo_crossbar
+
+            _echo_crossbar(xb)
+
+
+def _layer_names(model: object) -> list[str]:
+    from hamq.quantization.convert import quantized_layers
+
+    return [n for n, _ in quantized_layers(model)]  # type: ignore[arg-type]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hamq.cli.main import cli
-from hamq.cli.options import hardware_options
+from hamq.cli.options import check_crossbar_options, crossbar_options, hardware_options
 from hamq.errors import HamqError
 
 if TYPE_CHECKING:
@@ -76,16 +76,24 @@ def train(
 @click.argument("run_dir", type=click.Path())
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
 @hardware_options
+@crossbar_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(
     run_dir: str,
     samples: int | None,
     hw_name: str | None,
     hw_sets: tuple[str, ...],
+    crossbar: bool,
+    calibration_samples: int | None,
     as_json: bool,
 ) -> None:
     """Evaluate a trained run: test accuracy and exact ON cells of the stored weights, on
-    the hardware the run recorded (or --hw / --set, and the output says so)."""
+    the hardware the run recorded (or --hw / --set, and the output says so).
+
+    --crossbar also computes every layer on its crossbars, bit by bit through each
+    layer's ADC (adc.policy), and reports that accuracy beside the ideal one; the ADC
+    plan is calibrated on the validation split (never the test split) and kept in
+    RUN/crossbar/."""
     from hamq.training.record import model_cells
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
@@ -95,21 +103,45 @@ def eval_cmd(
     resolved = resolve_hardware(
         run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
     )
-    acc = evaluate(run.model, run.data(), run.config.data.eval_batch_size, samples)
-    result = {
+    check_crossbar_options(crossbar, calibration_samples)
+    batch = run.config.data.eval_batch_size
+    acc = evaluate(run.model, run.data(), batch, samples)
+    result: dict[str, Any] = {
         "run": str(run_dir),
         "accuracy": acc,
         "hardware_source": resolved.source,
         **model_cells(run.model, resolved.spec),
     }
+    if crossbar:
+        from hamq.training.crossbar_eval import crossbar_evaluation, save_crossbar_result
+
+        xb = crossbar_evaluation(run.model, run.data(), resolved.spec, batch, samples,
+                                 calibration_samples)  # fmt: skip
+        save_crossbar_result(run_dir, xb, resolved.spec)
+        result["crossbar"] = xb
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         c = result["cells"]
         click.echo(f"hardware: {resolved.source}")
         click.echo(f"accuracy {100 * acc:.2f}%  ON cells {c['on']} / {c['total']}")
+        if crossbar:
+            _echo_crossbar(result["crossbar"])
         for layer in result["layers"]:
             click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")
+
+
+def _echo_crossbar(xb: dict[str, Any]) -> None:
+    from hamq.training.crossbar_eval import format_adc_plan
+
+    cal = xb["calibration"]
+    click.echo(
+        f"crossbar accuracy {100 * xb['crossbar_accuracy']:.2f}% (ideal "
+        f"{100 * xb['accuracy']:.2f}%, {xb['test_samples']} test samples; ADC ranges "
+        f"calibrated on {cal['samples']} {cal['split']} samples)"
+    )
+    for line in format_adc_plan(xb["adc"]):
+        click.echo(line)
 
 
 @cli.command()

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hamq.hardware.energy import InputSchedule, digits_of
+from hamq.hardware.energy import InputSchedule
 from hamq.hardware.mapping import ceil_div
 from hamq.hardware.representation import Representation, column_sets, n_slices
 
@@ -160,8 +160,9 @@ def crossbar_mvm(
         schedule: passes and digits of the inputs (``energy.input_schedule``).
         place: :func:`place_values`; offset: :func:`word_offset`.
         tile_rows: rows of one array; the K rows split into ``ceil(K / tile_rows)`` tiles.
-        observe: called with the bitline sums of every column before conversion (float
-            ``(G*T, V*D, cols)``, all columns), e.g. to build a calibration histogram.
+        observe: called with the bitline sums of every column before conversion, one
+            float ``(G*T, V, cols)`` block per pass and digit (all columns go through the
+            bitline sums then), e.g. to build a calibration histogram.
     Returns:
         float64 ``(G, V, N)``: equal to ``vectors @ weights`` when every conversion is
         lossless.
@@ -221,33 +222,46 @@ def _converted_columns(
     observe: Callable[[torch.Tensor], None] | None,
 ) -> torch.Tensor:
     """``sum_p sign_p sum_d 2**(k*d) sum_t ADC(P[v,p,d,t,c])`` for every column of
-    ``levels`` ``(G, K, cols)``: float64 ``(G, V, cols)``."""
+    ``levels`` ``(G, K, cols)``: float64 ``(G, V, cols)``.
+
+    One batched product per (pass, digit) over all group blocks and row tiles; float32
+    wherever its 24-bit mantissa holds every sum exactly, float64 otherwise.
+    """
     g, v, k = vectors.shape
     cols = levels.shape[-1]
     t = ceil_div(k, tile_rows)
     pad = t * tile_rows - k
-    d = schedule.digits
+    kk = schedule.bits_per_cycle
     top_level = float(levels.max()) if levels.numel() else 0.0
-    exact_f32 = min(k, tile_rows) * (2**schedule.bits_per_cycle - 1) * top_level < _F32_EXACT
+    p_max = min(k, tile_rows) * (2**kk - 1) * top_level
+    exact_f32 = p_max < _F32_EXACT
     dtype = torch.float32 if exact_f32 else torch.float64
+    converted_max = p_max if adc is None else min(p_max, adc.full_scale)
+    acc_dtype = (
+        torch.float32
+        if converted_max * 2.0**schedule.magnitude_bits * t < _F32_EXACT
+        else torch.float64
+    )
     lv = torch.nn.functional.pad(levels.to(dtype), (0, 0, 0, pad))  # (G, T*R, cols)
     lv = lv.reshape(g * t, tile_rows, cols)
-    digit_place = 2.0 ** (torch.arange(d, dtype=torch.float64) * schedule.bits_per_cycle)
-    out = torch.zeros(g, v, cols, dtype=torch.float64)
+    out = torch.zeros(g, v, cols, dtype=acc_dtype)
+    mask = 2**kk - 1
     for sign in (1, -1)[: schedule.passes]:
-        x = (vectors * sign).clamp(min=0)  # (G, V, K)
-        dig = digits_of(x, schedule)  # (G, V, K, D) int64
-        dig = torch.nn.functional.pad(dig, (0, 0, 0, pad))  # (G, V, T*R, D)
-        dig = dig.reshape(g, v, t, tile_rows, d).permute(0, 2, 1, 4, 3)  # (G, T, V, D, R)
-        sums = torch.bmm(dig.reshape(g * t, v * d, tile_rows).to(dtype), lv)
-        if observe is not None:
-            observe(sums)
-        if adc is not None:
-            sums = adc.convert(sums)
-        out += sign * torch.einsum(
-            "gtvdc,d->gvc", sums.reshape(g, t, v, d, cols).to(torch.float64), digit_place
-        )
-    return out
+        x = (vectors * sign).clamp_(min=0).to(torch.int32)  # (G, V, K)
+        x = torch.nn.functional.pad(x, (0, pad))  # (G, V, T*R)
+        x = x.reshape(g, v, t, tile_rows).transpose(1, 2).reshape(g * t, v, tile_rows)
+        pass_sum = torch.zeros(g, v, cols, dtype=acc_dtype)
+        for d in reversed(range(schedule.digits)):  # Horner: MSB digit first
+            digit = ((x >> (kk * d)) & mask).to(dtype)
+            sums = torch.bmm(digit, lv)  # (G*T, V, cols)
+            if observe is not None:
+                observe(sums)
+            if adc is not None:
+                sums = adc.convert(sums)
+            tile_sum = sums.reshape(g, t, v, cols).sum(1, dtype=acc_dtype)
+            pass_sum.mul_(2**kk).add_(tile_sum)
+        out.add_(pass_sum, alpha=sign)
+    return out.to(torch.float64)
 
 
 def reference_mvm(

@@ -56,8 +56,8 @@ from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantLayer
 
-#: Elements of bitline sums materialized at once (float32: 256 MiB).
-_CHUNK_ELEMENTS = 1 << 26
+#: Elements of bitline sums materialized at once (float32: 32 MiB).
+_CHUNK_ELEMENTS = 1 << 23
 
 
 class LayerSim:
@@ -105,7 +105,7 @@ class LayerSim:
         """The crossbar's integer accumulations for a batch of input codes, float64, in
         the layout of the layer's output (``(B, C_out, H', W')`` or ``(..., C_out)``)."""
         m = self.mapping
-        per_sample = max(1, codes[0].numel()) * self.schedule.digits * m.cols * m.row_tiles
+        per_sample = max(1, codes[0].numel()) * m.cols * m.row_tiles
         chunk = max(1, _CHUNK_ELEMENTS // per_sample)
         observe = self._observe if self.histogram is not None else None
         parts = []
@@ -180,7 +180,7 @@ def simulating(model: nn.Module, sims: list[LayerSim]) -> Iterator[None]:
         model.train(was_training)
 
 
-def count_correct(
+def count_correct_batches(
     model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
 ) -> tuple[int, int]:
     """(correct, samples) of the model's argmax predictions over ``(x, y)`` batches."""
@@ -251,12 +251,18 @@ class LayerAdc:
         return asdict(self)
 
 
-def calibrate(model: nn.Module, sims: list[LayerSim], batches: Iterable[torch.Tensor]) -> int:
-    """Histograms of every layer's bitline sums over ``batches`` of model inputs, with
-    ideal conversions; returns the samples seen."""
+def calibrate(
+    model: nn.Module,
+    sims: list[LayerSim],
+    batches: Iterable[torch.Tensor],
+    only: set[str] | None = None,
+) -> int:
+    """Histograms of the bitline sums of every layer (or those named in ``only``) over
+    ``batches`` of model inputs, with ideal conversions; returns the samples seen."""
     for s in sims:
         s.transfer = None
-        s.start_histogram()
+        if only is None or s.name in only:
+            s.start_histogram()
     n = 0
     device = next(model.parameters()).device
     try:
@@ -310,8 +316,14 @@ def plan_adc(
     data, ranges at full scale and no ``optimized`` policy). Sets each sim's transfer."""
     check_adc_layers(hw, sims)
     policies = {s.name: hw.adc_policy(s.name) for s in sims}
-    if calibration is not None:
-        calibrate(model, sims, (x for x, _ in calibration))
+    if calibration is not None:  # only layers whose bits may not be lossless need one
+        need = {
+            s.name for s in sims
+            if policies[s.name][0] == "optimized"
+            or (policies[s.name][0] == "fixed" and policies[s.name][1] < s.lossless_bits)
+        }  # fmt: skip
+        if need:
+            calibrate(model, sims, (x for x, _ in calibration), need)
     elif any(p == "optimized" for p, _ in policies.values()):
         raise HamqError(
             "adc.policy = optimized needs calibration data (a validation split or "
@@ -338,7 +350,7 @@ def _accuracy(
     model: nn.Module, sims: list[LayerSim], batches: list[tuple[torch.Tensor, torch.Tensor]]
 ) -> float:
     with simulating(model, sims):
-        correct, total = count_correct(model, batches)
+        correct, total = count_correct_batches(model, batches)
     return 100.0 * correct / max(1, total)
 
 
@@ -380,7 +392,7 @@ def crossbar_accuracy(
 ) -> tuple[int, int]:
     """(correct, samples) of the model computed by its crossbars with their transfers."""
     with simulating(model, sims):
-        return count_correct(model, batches)
+        return count_correct_batches(model, batches)
 
 
 __all__ = [
@@ -389,7 +401,7 @@ __all__ = [
     "calibrate",
     "calibrated_adc",
     "conversion_mse",
-    "count_correct",
+    "count_correct_batches",
     "crossbar_accuracy",
     "crossbar_layers",
     "mse_transfer",
