@@ -8,6 +8,7 @@ out of the error path: every user error here is one line on stderr and exit code
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -25,9 +26,24 @@ def _register_commands() -> None:
     from hamq.cli import energy_cmd, train_cmd  # noqa: F401
 
 
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None
+) -> str:
+    """hamq's own warnings (about the user's input) as one line; others as Python shows them."""
+    from hamq.sparsity.layers import LfsrWarning
+
+    if issubclass(category, LfsrWarning):
+        return f"warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one line and exit with code 2."""
     _register_commands()
+    warnings.formatwarning = _format_warning
     try:
         cli.main(args=argv, prog_name="hamq", standalone_mode=False)
     except HamqError as err:

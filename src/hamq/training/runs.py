@@ -15,6 +15,7 @@ from hamq.data import DataBundle, load_dataset
 from hamq.errors import HamqError
 from hamq.models import build_model
 from hamq.quantization import quantize_model
+from hamq.sparsity.layers import restore_masks
 from hamq.training import checkpoint as ckpt
 from hamq.training.config import TrainConfig
 from hamq.training.trainer import CONFIG, MODEL, RECORD
@@ -55,7 +56,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise HamqError(f"'{path}' has a corrupt {CONFIG} or {RECORD} ({err})") from None
     cfg = validate(TrainConfig, raw or {}, source=f"'{path / CONFIG}'")
-    tensors, _ = ckpt.load_checkpoint(path / MODEL)
+    tensors, meta = ckpt.load_checkpoint(path / MODEL)
     data_shape = record.get("input_shape")
     classes = record.get("num_classes")
     if data_shape is None or classes is None:
@@ -68,5 +69,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise HamqError(
             f"'{path / MODEL}' does not match its config ({str(err).splitlines()[0]})"
         ) from None
+    restore_masks(model, cfg.sparsity, cfg.quant.skip, meta.get("masks"), f"'{path / MODEL}'")
     model.eval()
     return LoadedRun(path, cfg, model, record)
