@@ -218,7 +218,7 @@ def test_resolve_with_overrides_and_bad_names() -> None:
     assert [(m.name, m.seed, m.kept) for m in masks] == [("fc1", 7, 60)]
     with pytest.raises(HamqError, match=r"'fc3'.*did you mean 'fc"):
         resolve_masks(model, SparsityConfig(sparsity=0.5, layers={"fc3": {"sparsity": 0.9}}))
-    with pytest.raises(HamqError, match="quant.skip"):
+    with pytest.raises(HamqError, match=r"quant\.skip"):
         resolve_masks(
             model, SparsityConfig(sparsity=0.5, layers={"fc2": {"seed": 3}}), skip=["fc2"]
         )
