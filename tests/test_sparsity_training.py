@@ -241,3 +241,17 @@ def test_dense_configs_read_as_before() -> None:
     cfg = TrainConfig()
     assert "sparsity" not in cfg.to_plain()  # saved dense runs still match their config
     assert "sparsity" in load_config(None, ["sparsity.sparsity=0.3"]).to_plain()
+
+
+def test_sweep_baseline_is_the_dense_unregularized_run() -> None:
+    from hamq.experiments.sweep import add_reductions
+
+    rows = [
+        {"name": "base", "status": "ok", "w_bits": 8, "seed": 0, "regularizer": "none",
+         "pruned": False, "accuracy": 0.9, "cells_on": 100},
+        {"name": "prune", "status": "ok", "w_bits": 8, "seed": 0, "regularizer": "none",
+         "pruned": True, "accuracy": 0.8, "cells_on": 40},
+    ]  # fmt: skip
+    add_reductions(rows)
+    assert rows[1]["cells_on_reduction"] == pytest.approx(0.6)  # against base, not itself
+    assert rows[1]["accuracy_delta_pp"] == pytest.approx(-10.0)
