@@ -255,3 +255,14 @@ def test_sweep_baseline_is_the_dense_unregularized_run() -> None:
     add_reductions(rows)
     assert rows[1]["cells_on_reduction"] == pytest.approx(0.6)  # against base, not itself
     assert rows[1]["accuracy_delta_pp"] == pytest.approx(-10.0)
+
+
+def test_each_phase_runs_its_own_schedule() -> None:
+    from hamq.sparsity.phases import prune_epoch, schedule_window
+
+    cfg = load_config(None, [*TINY, "train.float_epochs=2", "train.qat_epochs=5"])
+    assert prune_epoch(cfg) == 5  # 2 float + 3 regularized; fine-tune epochs 5 and 6
+    assert [schedule_window(cfg, e) for e in range(2, 7)] == [(2, 3)] * 3 + [(5, 2)] * 2
+    dense = load_config(None, ["train.float_epochs=2", "train.qat_epochs=5"])
+    assert prune_epoch(dense) is None
+    assert {schedule_window(dense, e) for e in range(2, 7)} == {(2, 5)}

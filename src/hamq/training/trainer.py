@@ -256,6 +256,8 @@ def train_epoch(
     model.train()
     stage_start = 0 if state.stage == "float" else t.float_epochs
     stage_epochs = t.float_epochs if state.stage == "float" else t.qat_epochs
+    if state.stage == "qat":  # pruning splits QAT in two schedules (sparsity/phases.py)
+        stage_start, stage_epochs = sparsity.schedule_window(cfg, epoch)
     steps_per_epoch = max(1, data.train_x.shape[0] // cfg.data.batch_size)
     total_steps = stage_epochs * steps_per_epoch
     warmup = t.warmup_epochs * steps_per_epoch if state.stage == "float" else 0
