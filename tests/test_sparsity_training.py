@@ -198,6 +198,11 @@ BAD = [
     ("bad polynomial", ["sparsity.sparsity=0.5", "sparsity.poly=[9, 9]"], ["sparsity.poly"]),
     ("unused lambda", ["sparsity.lambda=0.1"], ["sparsity.lambda", "no mask"]),
     (
+        "unused layer seed",
+        ["sparsity.sparsity=0.5", "sparsity.layers={classifier: {sparsity: 0, seed: 3}}"],
+        ["sparsity.layers.classifier.seed", "sparsity 0"],
+    ),
+    (
         "finetune too long",
         ["sparsity.sparsity=0.5", "sparsity.finetune_epochs=5", "train.qat_epochs=2"],
         ["finetune_epochs = 5", "qat_epochs = 2"],

@@ -27,7 +27,11 @@ def _register_commands() -> None:
 
 
 def _format_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
 ) -> str:
     """hamq's own warnings (about the user's input) as one line; others as Python shows them."""
     from hamq.sparsity.layers import LfsrWarning

@@ -88,11 +88,17 @@ class SparsityConfig(Section):
     def _consistent(self) -> SparsityConfig:
         check_seed(self.seed, self.poly)
         for name, layer in self.layers.items():
-            if layer.seed is not None:
-                try:
-                    check_seed(layer.seed, self.poly)
-                except ValueError as err:
-                    raise ValueError(f"sparsity.layers.{name}.seed: {err}") from None
+            if layer.seed is None:
+                continue
+            try:
+                check_seed(layer.seed, self.poly)
+            except ValueError as err:
+                raise ValueError(f"sparsity.layers.{name}.seed: {err}") from None
+            if (layer.sparsity if layer.sparsity is not None else self.sparsity) == 0:
+                raise ValueError(
+                    f"sparsity.layers.{name}.seed is set but the layer has sparsity 0, so no "
+                    f"mask is made; give it a sparsity above 0 or drop the seed"
+                )
         if not self.enabled:
             # Never accept an option that would be silently ignored.
             unused = [
