@@ -3,6 +3,7 @@ resume, and the bad input of the ``sparsity`` section (one-line errors, exit 2).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -124,13 +125,28 @@ def run_copy(pruned_run: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def rewrite_model(path: Path, edit_tensors=None, edit_meta=None) -> None:
+def rewrite_model(
+    run_dir: Path, edit_tensors=None, edit_meta=None, seed: int | None = None
+) -> None:
+    """Rewrite the run's weights file (and, with ``seed``, the LFSR seed everywhere the run
+    records its config), keeping the folder otherwise self-consistent: run.json's
+    ``model_sha256`` (where hamq records one) follows the new file."""
+    path = run_dir / "model.safetensors"
     tensors, meta = model_tensors(path)
+    record = json.loads((run_dir / "run.json").read_text())
+    if seed is not None:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        for c in (cfg, meta["config"], record["config"]):
+            c["sparsity"]["seed"] = seed
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     if edit_tensors:
         edit_tensors(tensors)
     if edit_meta:
         edit_meta(meta)
     save_file(tensors, str(path), metadata={"hamq": json.dumps(meta)})
+    if "model_sha256" in record:
+        record["model_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
 
 
 def test_eval_weights_violating_the_mask(run_copy: Path, capsys) -> None:
@@ -138,7 +154,7 @@ def test_eval_weights_violating_the_mask(run_copy: Path, capsys) -> None:
         w = t["features.3.weight"]
         w[~lfsr_mask(tuple(w.shape), 0.5, [9, 4], 1)] = 0.01
 
-    rewrite_model(run_copy / "model.safetensors", edit_tensors=revive)
+    rewrite_model(run_copy, edit_tensors=revive)
     code, _, err = run(capsys, ["eval", str(run_copy)])
     one_line_error(code, err, ["features.3", "2304 non-zero weight(s) outside its LFSR mask"])
 
@@ -148,12 +164,8 @@ def test_eval_mask_parameters_disagreeing_with_weights(run_copy: Path, capsys) -
     def reseed(meta: dict) -> None:
         for m in meta["masks"]:
             m["seed"] = 2
-        meta["config"]["sparsity"]["seed"] = 2
 
-    rewrite_model(run_copy / "model.safetensors", edit_meta=reseed)
-    cfg = yaml.safe_load((run_copy / "config.yaml").read_text())
-    cfg["sparsity"]["seed"] = 2
-    (run_copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rewrite_model(run_copy, edit_meta=reseed, seed=2)
     code, _, err = run(capsys, ["eval", str(run_copy)])
     one_line_error(code, err, ["features.0", "seed 2", "disagree with its weights"])
 
@@ -162,7 +174,7 @@ def test_eval_stored_parameters_disagreeing_with_config(run_copy: Path, capsys) 
     def resparse(meta: dict) -> None:
         meta["masks"][1]["sparsity"] = 0.7
 
-    rewrite_model(run_copy / "model.safetensors", edit_meta=resparse)
+    rewrite_model(run_copy, edit_meta=resparse)
     code, _, err = run(capsys, ["eval", str(run_copy)])
     one_line_error(code, err, ["features.3", "sparsity 0.7", "disagree with the run's config"])
 
@@ -171,7 +183,7 @@ def test_eval_mask_that_does_not_fit(run_copy: Path, capsys) -> None:
     def reshape(meta: dict) -> None:
         meta["masks"][2]["shape"] = [10, 64]
 
-    rewrite_model(run_copy / "model.safetensors", edit_meta=reshape)
+    rewrite_model(run_copy, edit_meta=reshape)
     code, _, err = run(capsys, ["eval", str(run_copy)])
     one_line_error(code, err, ["classifier", "[10, 64]", "does not fit"])
 
