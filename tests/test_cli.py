@@ -33,11 +33,17 @@ def without_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("timing", "machine")}
 
 
-def test_train_writes_run_and_json_record(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One tiny training through the real entry point, shared by the tests below."""
+    out = tmp_path_factory.mktemp("cli") / "run"
     proc = run_cli("train", "--out", str(out), "--json", *TINY)
     assert proc.returncode == 0, proc.stderr
-    record = json.loads(proc.stdout)
+    return out, json.loads(proc.stdout)
+
+
+def test_train_writes_run_and_json_record(trained: tuple[Path, dict]) -> None:
+    out, record = trained
     assert (out / "run.json").is_file() and (out / "model.safetensors").is_file()
     assert (out / "config.yaml").is_file() and (out / "checkpoint.safetensors").is_file()
     assert record == json.loads((out / "run.json").read_text())
@@ -52,23 +58,21 @@ def test_train_writes_run_and_json_record(tmp_path: Path) -> None:
     assert layers[0]["cells_total"] == 16 * 1 * 3 * 3 * 14
 
 
-def test_eval_matches_training_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "run"
-    code, _, err = call(capsys, "train", "--out", str(out), *TINY)
-    assert code == 0, err
+def test_eval_matches_training_record(
+    trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, record = trained
     code, stdout, _ = call(capsys, "eval", str(out), "--json")
     assert code == 0
     result = json.loads(stdout)
-    record = json.loads((out / "run.json").read_text())
     assert result["accuracy"] == pytest.approx(record["accuracy"])
     assert result["cells"]["on"] == record["cells"]["on"]
 
 
 def test_resume_after_interruption_gives_same_record(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    full, part = tmp_path / "full", tmp_path / "part"
-    assert call(capsys, "train", "--out", str(full), *TINY)[0] == 0
+    full, part = trained[0], tmp_path / "part"
     # Stop after 1 epoch (float stage) and after 3 (inside QAT), then finish.
     code, _, err = call(capsys, "train", "--out", str(part), "--stop-after", "1", *TINY)
     assert code == 0 and "--resume" in err
@@ -82,12 +86,13 @@ def test_resume_after_interruption_gives_same_record(
 
 
 def test_training_twice_into_one_folder_needs_resume(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "run"
-    assert call(capsys, "train", "--out", str(out), *TINY)[0] == 0
+    out = trained[0]
+    before = (out / "run.json").read_bytes()
     code, _, err = call(capsys, "train", "--out", str(out), *TINY)
     assert code == 2 and "--resume" in err
+    assert (out / "run.json").read_bytes() == before
 
 
 def test_help_lists_commands() -> None:
@@ -95,15 +100,3 @@ def test_help_lists_commands() -> None:
     assert proc.returncode == 0
     for cmd in ("train", "eval", "demo"):
         assert cmd in proc.stdout
-
-
-def test_demo_quick_prints_the_table_with_energy(tmp_path: Path) -> None:
-    proc = run_cli("demo", "--quick", "--out", str(tmp_path / "demo"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert set(rows) == {"w8-baseline", "w8-l1-0.02", "w8-hamming-1"}
-    assert all(r["status"] == "ok" for r in rows.values())
-    base, ham = rows["w8-baseline"], rows["w8-hamming-1"]
-    assert ham["cells_on_reduction"] == pytest.approx(1 - ham["cells_on"] / base["cells_on"])
-    assert ham["e_cb_reduction"] == pytest.approx(1 - ham["e_cb_j"] / base["e_cb_j"])
-    assert (tmp_path / "demo" / "report.md").is_file()

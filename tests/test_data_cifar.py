@@ -83,7 +83,7 @@ def test_py2_style_pickle_really_uses_old_opcodes() -> None:
 def test_official_batches_load(tmp_path: Path, inner: str) -> None:
     written = write_batches(tmp_path / inner if inner else tmp_path / "b")
     root = tmp_path if inner else tmp_path / "b"
-    b = load_dataset(DataConfig(name="cifar10", root=str(root)))
+    b = load_dataset(DataConfig(name="cifar10", root=str(root), validation_percent=0))
     assert b.train_x.shape == (10, 3, 32, 32) and b.train_x.dtype == torch.uint8
     assert b.test_x.shape == (2, 3, 32, 32)
     data, labels = written["data_batch_2"]
@@ -100,7 +100,7 @@ def test_numpy2_pickle_also_loads(tmp_path: Path) -> None:
     (tmp_path / "test_batch").write_bytes(
         pickle.dumps({b"data": data, b"labels": [1, 2, 3]}, protocol=4)
     )
-    b = load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+    b = load_dataset(DataConfig(name="cifar10", root=str(tmp_path), validation_percent=0))
     assert torch.equal(b.test_x.reshape(3, -1), torch.from_numpy(data))
 
 
@@ -150,7 +150,9 @@ def write_image_folder(root: Path, classes: list[str], size: int = 32, ext: str 
 def test_cifar_image_folder_layout_and_cache(tmp_path: Path) -> None:
     root = tmp_path / "cifar10-jpeg"
     write_image_folder(root, list(CLASSES))
-    cfg = DataConfig(name="cifar10", root=str(root), cache_dir=str(tmp_path / "cache"))
+    cfg = DataConfig(
+        name="cifar10", root=str(root), cache_dir=str(tmp_path / "cache"), validation_percent=0
+    )
     b = load_dataset(cfg)
     assert b.train_x.shape == (20, 3, 32, 32) and b.test_x.shape == (10, 3, 32, 32)
     assert b.train_y.tolist() == [i // 2 for i in range(20)]
@@ -175,7 +177,9 @@ def test_cifar_folder_with_wrong_classes(tmp_path: Path) -> None:
 
 def test_generic_image_folder(tmp_path: Path) -> None:
     write_image_folder(tmp_path, ["a", "b", "c"], size=12, ext="jpg")
-    b = load_dataset(DataConfig(name="image_folder", root=str(tmp_path), cache=False))
+    b = load_dataset(
+        DataConfig(name="image_folder", root=str(tmp_path), cache=False, validation_percent=0)
+    )
     assert b.classes == ["a", "b", "c"] and b.input_shape == (3, 12, 12)
     x = b.transform(b.train_x, False, None)  # normalized by its own training statistics
     torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)

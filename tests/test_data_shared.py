@@ -93,7 +93,7 @@ def test_real_speech_commands_slice(tmp_path: Path) -> None:
 @pytest.mark.data
 def test_real_cifar10_jpeg_slice(tmp_path: Path) -> None:
     root = extract_slice(shared_archive("cifar10-jpeg.tar.gz"), tmp_path, 8)
-    b = load_dataset(DataConfig(name="cifar10", root=str(root), cache=False))
+    b = load_dataset(DataConfig(name="cifar10", root=str(root), cache=False, validation_percent=0))
     assert b.train_x.shape == (80, 3, 32, 32) and b.test_x.shape == (80, 3, 32, 32)
     assert torch.bincount(b.train_y).tolist() == [8] * 10
     x, _ = next(b.train_batches(32, torch.Generator().manual_seed(0)))

@@ -17,7 +17,7 @@ from hamq.quantization import QuantConfig, quantize_model
 from hamq.quantization.export import capture_input_codes, export_integer_layers
 
 
-def tiny_model(seed: int = 0) -> nn.Module:
+def tiny_model(seed: int = 0, act_range: str = "calibrated") -> nn.Module:
     torch.manual_seed(seed)
     m = nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1),
@@ -27,7 +27,7 @@ def tiny_model(seed: int = 0) -> nn.Module:
         nn.Flatten(),
         nn.Linear(4 * 3 * 3, 5),
     )
-    quantize_model(m, QuantConfig(w_bits=4, a_bits=4))
+    quantize_model(m, QuantConfig(w_bits=4, a_bits=4, act_range=act_range))
     m.train()
     m(torch.randn(16, 2, 6, 6))  # calibrate the input quantizers
     return m.eval()
@@ -36,9 +36,12 @@ def tiny_model(seed: int = 0) -> nn.Module:
 HW = load_hardware("rram-1b", **{"array.rows": 8, "array.cols": 16, "adc.col_mux": 4})
 
 
-def test_model_energy_is_sum_of_layer_energies() -> None:
-    """The streaming hooks give what the per-layer path gives on captured input codes."""
-    m = tiny_model()
+@pytest.mark.parametrize("act_range", ["calibrated", "learned"])
+def test_model_energy_is_sum_of_layer_energies(act_range: str) -> None:
+    """Streaming (the quantizers' own codes, or a pre-hook for learned steps, and the
+    forward's integer weights) gives what the per-layer path gives on captured input codes
+    and exported weights."""
+    m = tiny_model(act_range=act_range)
     x = torch.randn(10, 2, 6, 6)
     hw = load_hardware("rram-1b", **{"array.rows": 8, "adc.skip_zero": True})
     with capture_input_codes(m) as codes, torch.no_grad():
@@ -48,7 +51,7 @@ def test_model_energy_is_sum_of_layer_energies() -> None:
     for layer, row in zip(export_integer_layers(m), report.layers, strict=True):
         ref = layer_energy(layer, torch.cat(codes[layer.name]), hw)
         assert row.name == layer.name
-        for key in ("e_cb_j", "e_adc_j", "e_periph_j", "conversions", "cycles", "macs"):
+        for key in ("e_cb_j", "e_adc_j", "e_periph_j", "conversions", "cycles", "macs", "cells_on"):
             assert getattr(row, key) == pytest.approx(getattr(ref, key), rel=1e-9)
     t = report.totals()
     assert t["e_cb_j"] == pytest.approx(sum(r.e_cb_j for r in report.layers))
@@ -75,6 +78,43 @@ def test_batching_and_sources_agree() -> None:
     assert e["totals"]["e_cb_j"] == pytest.approx(
         estimate_energy(m, x[:4], HW).to_dict()["totals"]["e_cb_j"], rel=1e-9
     )
+
+
+@pytest.mark.parametrize("act_range", ["calibrated", "learned"])
+@pytest.mark.parametrize("a_bits", [4, 8])
+def test_estimation_runs_the_same_inference(act_range: str, a_bits: int) -> None:
+    """While estimating, the layers' quantizers hand their codes to the probes; the model
+    computes the same outputs as its plain eval forward (signed first-layer inputs too)."""
+    torch.manual_seed(3)
+    m = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    )
+    quantize_model(m, QuantConfig(w_bits=6, a_bits=a_bits, act_range=act_range))
+    m.train()
+    m(torch.randn(16, 2, 6, 6))
+    m.eval()
+    x = torch.randn(7, 2, 6, 6) * 2
+    with torch.no_grad():
+        plain = m(x)
+    seen: list[torch.Tensor] = []
+    handle = m.register_forward_hook(lambda mod, args, out: seen.append(out))
+    estimate_energy(m, x, HW, batch_size=7)
+    static_energy(m, HW, (2, 6, 6))
+    handle.remove()
+    assert torch.equal(seen[0], plain)
+    for layer in (m[0], m[3]):  # nothing of the estimate is left on the model
+        assert "weight_fake" not in vars(layer) and "forward" not in vars(layer.input_quant)
+    with torch.no_grad():
+        assert torch.equal(m(x), plain)
+
+
+def test_model_is_restored_after_an_error() -> None:
+    m = tiny_model()
+    with pytest.raises(RuntimeError):
+        estimate_energy(m, torch.randn(2, 3, 6, 6), HW)  # wrong channel count
+    for layer in (m[0], m[2], m[5]):
+        assert "weight_fake" not in vars(layer) and "forward" not in vars(layer.input_quant)
+    assert estimate_energy(m, torch.randn(2, 2, 6, 6), HW).samples == 2
 
 
 def test_model_state_is_untouched() -> None:

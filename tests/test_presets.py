@@ -27,3 +27,12 @@ def test_rram_2b_40nm_numbers() -> None:
     assert hw.cell_bits == 2
     assert hw.tech.e_cell_pj == (0.079, 0.36, 0.73, 1.49)
     assert hw.e_adc_pj_at() == pytest.approx(0.208)
+
+
+def test_rram_2b_40nm_cites_the_twofold_and_lgps_venues() -> None:
+    """Twofold Sparsity is IEEE Access 2024; only their LFSR pruning paper (LGPS) is TCAS-I."""
+    source = " ".join(load_hardware("rram-2b-40nm").source.split())
+    assert "Karimzadeh & Raychowdhury, Twofold Sparsity" in source
+    assert "IEEE Access 2024" in source
+    assert "LGPS, IEEE TCAS-I 68, 2021" in source
+    assert source.count("TCAS-I") == 1

@@ -12,7 +12,7 @@ from hamq.cli.main import main
 from hamq.config_base import validate
 from hamq.errors import HamqError
 from hamq.experiments.report import pareto_front
-from hamq.experiments.sweep import load_sweep, run_config, variants
+from hamq.experiments.sweep import load_sweep, run_config, sweep_runs, variants
 from hamq.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,3 +154,78 @@ def test_pareto_front_against_brute_force() -> None:
 def test_missing_sweep_file(tmp_path: Path) -> None:
     with pytest.raises(HamqError, match="does not exist"):
         load_sweep(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--address", "10.0.0.1:6379"], ["--cpus-per-run", "2"], ["--gpus-per-run", "0.5"]],
+    ids=lambda f: f[0],
+)
+def test_ray_options_without_the_ray_backend_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"base": {"train": {"float_epochs": 1, "qat_epochs": 1}}}))
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"), *flags)
+    assert code == 2
+    expected = f"error: {flags[0]} is only for --backend ray; add --backend ray or drop it"
+    assert err.strip() == expected
+    assert not (tmp_path / "o").exists()
+
+
+def test_ray_backend_without_ray_installed_says_how_to_install_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what a missing package looks like
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"base": {"train": {"float_epochs": 1, "qat_epochs": 1}}}))
+    code, out, err = run(
+        capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"), "--backend", "ray"
+    )
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --backend ray needs Ray Tune")
+    assert err.strip().endswith('install it with: pip install "hamq[ray]"')
+    assert not (tmp_path / "o").exists()  # refused before anything was trained
+
+
+def test_ray_waves_put_each_run_after_the_run_whose_float_weights_it_starts_from(
+    tmp_path: Path,
+) -> None:
+    from hamq.experiments.ray_sweep import waves
+
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "kws.yaml")
+    runs = sweep_runs(sweep, tmp_path)
+    firsts = [r for r in runs if not any("init_from" in o for o in r.overrides)]
+    assert len(firsts) == len(sweep.seeds) > 1
+    for r in runs:  # needs: exactly the run named by its init_from override
+        named = [o.split("=", 1)[1] for o in r.overrides if o.startswith("train.init_from=")]
+        assert [str(tmp_path / n) for n in r.needs] == named
+    first, second = waves(runs)
+    assert first == firsts and second == [r for r in runs if r not in firsts]
+    # A finished first run holds nothing back: what is left goes in one wave.
+    assert waves([r for r in runs if r not in firsts]) == [[r for r in runs if r not in firsts]]
+    # Without share_float nothing waits.
+    alone = sweep_runs(sweep.model_copy(update={"share_float": False}), tmp_path)
+    assert waves(alone) == [alone]
+
+
+def test_an_unreachable_ray_address_is_refused_at_once() -> None:
+    import socket
+    import time
+
+    from hamq.experiments.ray_sweep import check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(
+        HamqError, match=rf"cannot reach a Ray cluster at --address 127.0.0.1:{port}"
+    ):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(HamqError, match="cannot reach"):
+        check_reachable("ray://no-port-here")
+    assert time.perf_counter() - started < 5  # refused, not retried for minutes as ray.init does

@@ -27,3 +27,17 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> HamqError:
     return HamqError(
         f"unknown {kind} '{name}'{closest(name, choices)}; allowed: {', '.join(choices)}"
     )
+
+
+#: Longest message the CLI prints; a longer one is cut (a hostile value must not flood stderr).
+MAX_MESSAGE_CHARS = 1000
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` as one printable line: line breaks escaped, unencodable characters
+    escaped, cut to ``limit`` characters with a note of how much was left out."""
+    text = message.replace("\r", "\\r").replace("\n", "\\n")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        text = f"{text[: limit - 40]}... ({len(text) - limit + 40} more characters)"
+    return text

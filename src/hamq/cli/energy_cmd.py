@@ -7,6 +7,7 @@ import json
 import click
 
 from hamq.cli.main import cli
+from hamq.cli.options import hardware_options
 from hamq.errors import HamqError
 
 
@@ -30,20 +31,7 @@ def presets() -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--hw",
-    "hw_name",
-    default=None,
-    metavar="PRESET_OR_FILE",
-    help="Hardware preset (see hamq presets) or YAML file instead of the run's recorded one.",
-)
-@click.option(
-    "--set",
-    "hw_sets",
-    multiple=True,
-    metavar="SECTION.FIELD=VALUE",
-    help="Override a hardware field, e.g. --set adc.bits=6 (repeatable).",
-)
+@hardware_options
 @click.option(
     "--samples",
     type=click.IntRange(min=1),

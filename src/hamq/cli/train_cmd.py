@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from hamq.cli.main import cli
+from hamq.cli.options import hardware_options
+from hamq.errors import HamqError
 
 if TYPE_CHECKING:
-    from hamq.experiments.sweep import SweepConfig
+    from hamq.experiments.sweep import Backend, SweepConfig
 
 
 @cli.command()
@@ -73,20 +75,7 @@ def train(
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
-@click.option(
-    "--hw",
-    "hw_name",
-    default=None,
-    metavar="PRESET_OR_FILE",
-    help="Count cells on this hardware preset or YAML file instead of the run's recorded one.",
-)
-@click.option(
-    "--set",
-    "hw_sets",
-    multiple=True,
-    metavar="SECTION.FIELD=VALUE",
-    help="Override a hardware field, e.g. --set array.cell_bits=2 (repeatable).",
-)
+@hardware_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(
     run_dir: str,
@@ -151,35 +140,106 @@ def demo(out: str | None, quick: bool, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="Override a field of the sweep's base run config (repeatable).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: one run after the other here; ray: one Ray Tune trial per run "
+    '(pip install "hamq[ray]").',
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster to join (--backend ray); default: start a local Ray for the sweep.",
+)
+@click.option(
+    "--cpus-per-run",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="CPUs (and torch threads) per run with --backend ray [default: 1].",
+)
+@click.option(
+    "--gpus-per-run",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="G",
+    help="GPUs per run with --backend ray, fractions allowed [default: 0].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep(
-    sweep_file: str, out: str, overrides: tuple[str, ...], as_json: bool, quiet: bool
+    sweep_file: str,
+    out: str,
+    overrides: tuple[str, ...],
+    backend: str,
+    address: str | None,
+    cpus_per_run: int | None,
+    gpus_per_run: float | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Baseline, L1 and HamQ over a lambda grid (and bit widths): runs, table, plots.
 
     Finished runs are reused, so an interrupted sweep continues where it stopped; a failed
-    run is recorded and the others go on.
+    run is recorded and the others go on. With --backend ray every run is a Ray Tune trial
+    (same run folders, so either backend reuses the other's finished runs; docs/sweeps.md).
     """
     import sys
 
     from hamq.experiments.sweep import load_sweep
 
+    runner = _backend(backend, address, cpus_per_run, gpus_per_run)
     cfg = load_sweep(Path(sweep_file), list(overrides))
     command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
     title = f"Sweep {Path(sweep_file).stem}"
-    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet)
+    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet, runner)
+
+
+def _backend(
+    name: str, address: str | None, cpus_per_run: int | None, gpus_per_run: float | None
+) -> Backend | None:
+    """The sweep backend chosen on the command line (None: the local one)."""
+    ray_only = {
+        "--address": address,
+        "--cpus-per-run": cpus_per_run,
+        "--gpus-per-run": gpus_per_run,
+    }
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if name == "local":
+        if given:
+            one = len(given) == 1
+            raise HamqError(
+                f"{', '.join(given)} {'is' if one else 'are'} only for --backend ray; "
+                f"add --backend ray or drop {'it' if one else 'them'}"
+            )
+        return None
+    from hamq.experiments.ray_sweep import RayBackend
+
+    return RayBackend(
+        address=address,
+        cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
+        gpus_per_run=0.0 if gpus_per_run is None else gpus_per_run,
+    )
 
 
 def _sweep_and_report(
-    cfg: SweepConfig, folder: Path, title: str, command: str, as_json: bool, quiet: bool
+    cfg: SweepConfig,
+    folder: Path,
+    title: str,
+    command: str,
+    as_json: bool,
+    quiet: bool,
+    backend: Backend | None = None,
 ) -> None:
     """Run a sweep, write its report, print the table (or the rows as JSON)."""
     from hamq.experiments.report import write_report
     from hamq.experiments.sweep import format_table, run_sweep
 
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
-    rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log)
+    rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log, backend=backend)
     report = write_report(rows, folder, title, command)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -192,7 +252,8 @@ def _sweep_and_report(
 @click.argument("sweep_dir", type=click.Path(file_okay=False))
 @click.option("--title", default=None, help="Report title.")
 def report(sweep_dir: str, title: str | None) -> None:
-    """Re-render a sweep's report.md and plots from its results.json (no training)."""
+    """Re-render a sweep's report.md and plots from its results.csv and run folders (no
+    training)."""
     from hamq.experiments.report import rerender
 
     click.echo(f"report: {rerender(Path(sweep_dir), title)}")

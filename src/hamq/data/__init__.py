@@ -13,6 +13,9 @@ from hamq.config_base import Section
 from hamq.data.bundle import DataBundle
 from hamq.errors import HamqError, unknown_name
 
+#: Largest batch size (more than any data set hamq reads has samples).
+MAX_BATCH = 1 << 20
+
 
 class DataConfig(Section):
     """Which data set and how to batch it.
@@ -68,8 +71,8 @@ class DataConfig(Section):
 
     name: str = "digits"
     root: str | None = None
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
+    eval_batch_size: int = Field(512, ge=1, le=MAX_BATCH)
     augment: bool = True
     cache: bool = True
     cache_dir: str | None = None
@@ -126,6 +129,17 @@ class DataConfig(Section):
                 f"{self.validation_percent + self.testing_percent:g} leaves no training clips;"
                 " the sum must be below 100"
             )
+        if self.name in NO_FOLDER_DATASETS:
+            # the embedded data sets read no folder, decode nothing and do not augment
+            unused = [
+                f for f in FOLDER_FIELDS if getattr(self, f) != type(self).model_fields[f].default
+            ]
+            if unused:
+                raise ValueError(
+                    f"data.{unused[0]} = {getattr(self, unused[0])!r} has no effect on data set "
+                    f"'{self.name}', which is embedded (no folder, no cache, no augmentation);"
+                    " remove it"
+                )
         for fields, users in ((AUDIO_FIELDS, AUDIO_DATASETS), (SPEECH_FIELDS, SPEECH_DATASETS)):
             # a default value is harmless (a saved config lists every field); a changed one
             # for a data set that never reads it would be silently ignored, so it is an error
@@ -148,6 +162,9 @@ AUDIO_FIELDS = frozenset(
 AUDIO_DATASETS = frozenset({"speech_commands", "audio_folder"})
 SPEECH_FIELDS = frozenset({"silence_percent", "unknown_percent"})
 SPEECH_DATASETS = frozenset({"speech_commands"})
+#: Fields read only by data sets from a folder; the embedded ones ignore them.
+FOLDER_FIELDS = ("root", "cache", "cache_dir", "augment")
+NO_FOLDER_DATASETS = frozenset({"digits"})
 
 
 Loader = Callable[[DataConfig], DataBundle]
@@ -226,7 +243,7 @@ def hold_out_validation(bundle: DataBundle, percent: float) -> None:
 
     n_all = bundle.train_y.numel() + bundle.test_y.numel()
     n_val = round(n_all * percent / 100.0)
-    if n_val == 0:
+    if n_val == 0 or bundle.train_y.numel() == 0:  # (no training data: refused later)
         bundle.val_x, bundle.val_y = bundle.train_x[:0], bundle.train_y[:0]
         return
     if n_val >= bundle.train_y.numel():
@@ -238,7 +255,11 @@ def hold_out_validation(bundle: DataBundle, percent: float) -> None:
 
     labels = bundle.train_y.cpu().numpy()
     counts = torch.bincount(bundle.train_y.cpu())
-    stratify = labels if int(counts[counts > 0].min()) >= 2 else None
+    present = counts[counts > 0]
+    # stratify where every class can give a sample to both parts
+    can_stratify = int(present.min()) >= 2 and n_val >= present.numel()
+    can_stratify = can_stratify and bundle.train_y.numel() - n_val >= present.numel()
+    stratify = labels if can_stratify else None
     idx_train, idx_val = train_test_split(
         list(range(labels.shape[0])), test_size=n_val, random_state=0, stratify=stratify
     )

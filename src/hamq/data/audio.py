@@ -11,6 +11,7 @@ batch on the device into MFCC features (N, 1, 49, 10), augmenting in train mode.
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,16 +39,73 @@ BACKGROUND_FOLDER = "_background_noise_"
 #: int16 full scale: a stored sample s means s / 32768 in [-1, 1).
 INT16_SCALE = 32768.0
 LOADER_VERSION = 1
+#: Sample rates read (Hz): telephone 8 kHz to studio 384 kHz, with margin. Outside this a
+#: "recording" is a damaged header, and resampling from it could need gigabytes of filter.
+MIN_RATE_HZ, MAX_RATE_HZ = 1000, 384000
+#: Longest recording read (background noise files run a few minutes).
+MAX_SECONDS = 3600
+#: Most channels of a recording (they are mixed down to mono).
+MAX_CHANNELS = 64
+
+
+def _wav_truncated(path: Path) -> bool:
+    """Whether a RIFF/WAVE file's ``data`` chunk claims more bytes than the file holds.
+
+    libsndfile reads such a file without complaint, returning the samples that are there;
+    the clip would then be silently zero padded.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        pos = 12
+        while pos + 8 <= size:  # each chunk advances by at least 8 bytes
+            f.seek(pos)
+            chunk, n = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                return n not in (0, 0xFFFFFFFF) and pos + 8 + n > size
+            pos += 8 + n + (n & 1)
+    return False
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """(mono float32 samples in [-1, 1], sample rate in Hz) of a WAV or FLAC file."""
+    """(mono float32 samples in [-1, 1], sample rate in Hz) of a WAV or FLAC file.
+
+    Refuses (HamqError naming the file) unreadable, truncated and empty files, sample rates
+    outside ``MIN_RATE_HZ .. MAX_RATE_HZ``, recordings over ``MAX_SECONDS`` and samples that
+    are NaN or infinite.
+    """
     import soundfile
 
+    fix = "replace or remove the file"
     try:
+        info = soundfile.info(str(path))
+        rate = int(info.samplerate)
+        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            raise HamqError(
+                f"audio file '{path}' has a sample rate of {rate} Hz, outside the "
+                f"{MIN_RATE_HZ}..{MAX_RATE_HZ} Hz of real recordings; {fix}"
+            )
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise HamqError(
+                f"audio file '{path}' has {info.channels} channels, more than the "
+                f"{MAX_CHANNELS} a recording may have; {fix}"
+            )
+        if info.frames > MAX_SECONDS * rate:
+            raise HamqError(
+                f"audio file '{path}' lasts {info.frames / rate:.0f} s, more than the "
+                f"{MAX_SECONDS} s a clip or noise recording may; cut it"
+            )
+        if _wav_truncated(path):
+            raise HamqError(f"audio file '{path}' is truncated (its data chunk is cut); {fix}")
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise HamqError(f"cannot read audio file '{path}': {err}") from None
+    except (RuntimeError, soundfile.LibsndfileError, OSError, struct.error) as err:
+        raise HamqError(f"cannot read audio file '{path}': {err}; {fix}") from None
+    if data.shape[0] == 0:
+        raise HamqError(f"audio file '{path}' holds no samples; {fix}")
+    if not np.isfinite(data).all():
+        raise HamqError(f"audio file '{path}' holds NaN or infinite samples; {fix}")
     return data.mean(axis=1), int(rate)
 
 
@@ -113,10 +171,19 @@ def load_noise(paths: Sequence[Path]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def audio_files(folder: Path) -> list[Path]:
-    """WAV/FLAC files directly in ``folder`` (``x.wav.flac`` counts as FLAC), sorted."""
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    )
+    """WAV/FLAC files directly in ``folder`` (``x.wav.flac`` counts as FLAC), sorted; a broken
+    link is an error."""
+    out = []
+    for p in folder.iterdir():
+        if p.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        if p.is_file():
+            out.append(p)
+        elif p.is_symlink():
+            raise HamqError(
+                f"audio file '{p}' is a broken symbolic link (or a link loop); fix or remove it"
+            )
+    return sorted(out)
 
 
 @dataclass
@@ -191,7 +258,7 @@ def load_audio_folder(cfg: DataConfig) -> DataBundle:
         if test_classes and set(test_classes) - set(classes):
             raise HamqError(
                 f"data.root '{root}' test classes {sorted(set(test_classes) - set(classes))}"
-                " have no training folder; every test class needs root/train/<class>"
+                " have no training clips; every test class needs clips in root/train/<class>"
             )
         parts = {"training": root / "train", "testing": root / "test"}
     else:
@@ -308,9 +375,16 @@ def make_kws_transform(
 
 
 def _class_folders(folder: Path) -> list[str]:
-    """Sorted names of sub-folders holding audio, except the background-noise folder."""
-    return sorted(
-        d.name
-        for d in folder.iterdir()
-        if d.is_dir() and d.name != BACKGROUND_FOLDER and audio_files(d)
-    )
+    """Sorted names of the class sub-folders (all but the background-noise folder and hidden
+    ones); a class folder without WAV/FLAC files is an error (an empty class)."""
+    names = []
+    for d in sorted(folder.iterdir()):
+        if not d.is_dir() or d.name == BACKGROUND_FOLDER or d.name.startswith("."):
+            continue
+        if not audio_files(d):
+            raise HamqError(
+                f"class folder '{d}' holds no WAV/FLAC files: an empty class makes the run "
+                "meaningless; add clips there, or remove the folder"
+            )
+        names.append(d.name)
+    return names

@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from hamq.files import file_mode
+
 CACHE_FORMAT = 1
 _HASH_CHUNK_BYTES = 1 << 22
 
@@ -70,6 +72,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files; keep the user's umask
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,6 +29,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 CROP_PADDING_PX = 4
 LOADER_VERSION = 1
 FOLDER_LAYOUT = "root/train/<class>/*.png|jpg and root/test/<class>/*.png|jpg"
+#: Largest image decoded (pixels): CIFAR images have 1,024; Pillow's own bomb limit is 179M.
+MAX_IMAGE_PIXELS = 1 << 24
 
 
 @dataclass
@@ -64,10 +66,18 @@ class ImageTransform:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """PNG/JPEG files directly in ``folder``, sorted by name."""
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    """PNG/JPEG files directly in ``folder``, sorted by name; a broken link is an error."""
+    out = []
+    for p in folder.iterdir():
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if p.is_file():
+            out.append(p)
+        elif p.is_symlink():
+            raise HamqError(
+                f"image '{p}' is a broken symbolic link (or a link loop); fix or remove it"
+            )
+    return sorted(out)
 
 
 def decode_images(paths: Sequence[Path]) -> torch.Tensor:
@@ -78,9 +88,16 @@ def decode_images(paths: Sequence[Path]) -> torch.Tensor:
     for i, p in enumerate(paths):
         try:
             with Image.open(p) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise HamqError(
+                        f"image '{p}' is {im.width}x{im.height} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS} an image data set may have; resize the images"
+                    )
                 arr = np.asarray(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as err:
-            raise HamqError(f"cannot read image '{p}': {err}") from None
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
+            raise HamqError(
+                f"cannot read image '{p}': {err}; replace or remove the damaged file"
+            ) from None
         if out is None:
             out = np.empty((len(paths), *arr.shape), dtype=np.uint8)
         if arr.shape != out.shape[1:]:
@@ -114,6 +131,14 @@ def read_image_folder(
             f"data.root '{root}/train' has class folders {found}; expected exactly "
             f"{sorted(classes)}"
         )
+    extra = sorted(
+        d.name for d in (root / "test").iterdir() if d.is_dir() and d.name not in classes
+    )
+    if extra:
+        raise HamqError(
+            f"data.root '{root}/test' has class folders {extra} that '{root}/train' lacks; "
+            "every test class needs training images (add them, or remove the folder)"
+        )
     files: dict[str, list[Path]] = {}
     labels: dict[str, list[int]] = {}
     for split in ("train", "test"):
@@ -121,6 +146,11 @@ def read_image_folder(
         for ci, name in enumerate(classes):
             folder = root / split / name
             got = image_files(folder) if folder.is_dir() else []
+            if not got:
+                raise HamqError(
+                    f"class '{name}' has no images in '{folder}': an empty class makes the run "
+                    f"meaningless; add images there, or remove the class from every split"
+                )
             files[split] += got
             labels[split] += [ci] * len(got)
         if not files[split]:

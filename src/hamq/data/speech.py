@@ -58,6 +58,7 @@ from hamq.data.cache import cached, resolve_cache_dir
 from hamq.data.root import require_root
 from hamq.data.split import Split, SplitMode, speaker_splits, speakers_of
 from hamq.errors import HamqError
+from hamq.files import read_text
 
 if TYPE_CHECKING:
     from hamq.data import DataConfig
@@ -67,6 +68,8 @@ SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 CLASSES = (SILENCE, UNKNOWN, *KEYWORDS)
 PARTS: tuple[Split, ...] = ("training", "validation", "testing")
+#: validation_list.txt / testing_list.txt of the full v0.02 set are ~400 kB each.
+MAX_LIST_BYTES = 16 << 20
 EXPECTED = (
     "expected root/<label>/<speaker>_nohash_<n>.wav|flac with label folders among "
     + ", ".join(KEYWORDS)
@@ -82,7 +85,8 @@ def _clip_key(rel: str) -> str:
 
 
 def _read_list(path: Path) -> set[str]:
-    return {_clip_key(line.strip()) for line in path.read_text().splitlines() if line.strip()}
+    text = read_text(path, "clip list", max_bytes=MAX_LIST_BYTES)
+    return {_clip_key(line.strip()) for line in text.splitlines() if line.strip()}
 
 
 def _sha1_order(rel: str) -> str:

@@ -21,22 +21,29 @@ With ``share_float`` the first run of each seed trains its float stage and saves
 (``train.init_from``, ``train.float_epochs=0``), so a grid of N runs pays for one float
 stage. The float stage depends only on the seed, model, data and float optimizer, none of
 which the grid varies; a sweep whose extra runs change those must set share_float: false.
+
+One function trains and measures one run (``train_and_measure``); a backend only schedules
+those calls: ``local_backend`` (default, one after the other) or ``ray_sweep.RayBackend``
+(one Ray Tune trial per run; docs/sweeps.md). The rows and report do not depend on which.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import re
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError
+from hamq.files import load_yaml_file
 from hamq.training.checkpoint import atomic_write_text
 from hamq.training.config import TrainConfig, apply_overrides
 
@@ -46,6 +53,17 @@ class ExtraRun(Section):
 
     name: str
     set: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        # the name becomes a folder of the sweep: no separators, no '..', no hidden names
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}", v):
+            raise ValueError(
+                "must be 1 to 100 letters, digits or . _ + = - (not starting with . or -); "
+                "it names the run's folder"
+            )
+        return v
 
 
 class SweepConfig(Section):
@@ -86,6 +104,22 @@ class SweepConfig(Section):
     share_float: bool = True
     energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _grid(self) -> SweepConfig:
+        for name in ("bits", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is empty: a sweep needs at least one value")
+        for name in ("bits", "seeds", "l1", "hamming", "energy"):
+            values = getattr(self, name)
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ValueError(f"{name} lists {dup[0]!r} twice: each run would be trained once")
+        names = [run.name for run in self.extra]
+        dup_names = sorted({n for n in names if names.count(n) > 1})
+        if dup_names:
+            raise ValueError(f"extra names the run '{dup_names[0]}' twice; give each its own name")
+        return self
 
 
 def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, list[str]]]:
@@ -155,61 +189,150 @@ def measure_energy(run_dir: Path, hw: str | None, samples: int) -> dict[str, Any
     return result
 
 
+ERROR_FILE = "error.txt"
+"""What broke a run (a traceback, or Tune's error), in its run folder."""
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep, as a backend schedules it.
+
+    ``needs``: the runs whose float weights this one starts from (``share_float``); a
+    backend that trains runs side by side must finish those first. ``finished``: the run
+    folder already holds this run's final weights and record (from any backend or command).
+    """
+
+    name: str
+    overrides: list[str]
+    run_dir: Path
+    needs: tuple[str, ...] = ()
+    finished: bool = False
+
+
+RunOne = Callable[[SweepRun], dict[str, Any]]
+"""Trains and measures one run and returns its result row (never raises for a failed run)."""
+
+Backend = Callable[[list[SweepRun], RunOne, Callable[[str], None]], list[dict[str, Any]]]
+"""Schedules ``run_one`` over the runs, logs each row's line, returns the rows in run order."""
+
+
+def sweep_runs(sweep: SweepConfig, out: Path) -> list[SweepRun]:
+    """The runs of ``sweep`` with their folders under ``out``, in ``variants`` order."""
+    named = variants(sweep, out)
+    runs = []
+    for name, overrides in named:
+        needs = tuple(n for n, _ in named if f"train.init_from={out / n}" in overrides)
+        runs.append(
+            SweepRun(name, overrides, out / name, needs, _finished(sweep, overrides, out / name))
+        )
+    return runs
+
+
+def _finished(sweep: SweepConfig, overrides: list[str], run_dir: Path) -> bool:
+    from hamq.training.trainer import finished_record
+
+    try:
+        return finished_record(run_config(sweep, overrides), run_dir) is not None
+    except (HamqError, ValueError):  # invalid run or unreadable record: training it says why
+        return False
+
+
 def run_sweep(
     sweep: SweepConfig,
     out: Path,
     progress: bool = True,
     energy_fn: EnergyFn = measure_energy,
     log: Callable[[str], None] = print,
+    backend: Backend | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every variant into ``out/<name>`` and return one result row per run."""
-    from hamq.training.trainer import train_run
+    """Train every variant into ``out/<name>`` and return one result row per run.
 
+    ``backend`` schedules the runs (default: one after the other in this process; see
+    ``hamq.experiments.ray_sweep.RayBackend`` for Ray Tune); rows and reductions are the
+    same whichever backend trained them.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, overrides in variants(sweep, out):
-        run_dir = out / name
-        row: dict[str, Any] = {"name": name, "overrides": " ".join(overrides)}
-        try:
-            cfg = run_config(sweep, overrides)
-            row.update(
-                seed=cfg.seed,
-                w_bits=cfg.quant.w_bits,
-                regularizer=cfg.regularizer.name,
-                **{"lambda": cfg.regularizer.lambda_},
-                pruned=cfg.sparsity.enabled,
-            )
-            record = train_run(cfg, run_dir, resume=True, progress=progress)
-            assert record is not None
-            ev = record.get("evaluation", {})
-            row.update(
-                status="ok",
-                accuracy=record["accuracy"],
-                test_samples=ev.get("test_samples"),
-                val_accuracy=ev.get("val_accuracy"),
-                selected_epoch=ev.get("selected_epoch"),
-                fold=cfg.data.fold if cfg.data.folds is not None else None,
-                folds=cfg.data.folds,
-                cells_on=record["cells"]["on"],
-                cells_total=record["cells"]["total"],
-                hw_hist=_total_hw_hist(record),
-            )
-            energy = energy_fn(run_dir, sweep.energy_hw, sweep.energy_samples)
-            if energy is not None:
-                t = energy["totals"]
-                row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
-            log(f"{name}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}")
-        except HamqError as err:
-            row.update(status=f"failed: {err}")
-            log(f"{name}: failed: {err}")
-        except Exception as err:  # a broken run must not stop the sweep
-            (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            row.update(status=f"failed: {type(err).__name__}: {err}")
-            log(f"{name}: failed ({type(err).__name__}: {err}); see {run_dir / 'error.txt'}")
-        rows.append(row)
+    run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
+    rows = (backend or local_backend)(sweep_runs(sweep, out), run_one, log)
     add_reductions(rows)
     return rows
+
+
+def local_backend(
+    runs: list[SweepRun], run_one: RunOne, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Every run in turn, in this process (the default backend)."""
+    rows = []
+    for run in runs:
+        rows.append(run_one(run))
+        log(row_message(rows[-1], run.run_dir))
+    return rows
+
+
+def train_and_measure(
+    sweep: SweepConfig,
+    run: SweepRun,
+    progress: bool = True,
+    energy_fn: EnergyFn = measure_energy,
+) -> dict[str, Any]:
+    """Train (or reuse) one run of the sweep, measure its energy, return its result row.
+
+    A failure is recorded in the row's ``status`` ("failed: ..."), with the traceback in
+    the run's ``error.txt`` for anything but a user error; a stale ``error.txt`` of an
+    earlier attempt is removed first.
+    """
+    from hamq.training.trainer import train_run
+
+    row: dict[str, Any] = {"name": run.name, "overrides": " ".join(run.overrides)}
+    (run.run_dir / ERROR_FILE).unlink(missing_ok=True)
+    try:
+        cfg = run_config(sweep, run.overrides)
+        row.update(
+            seed=cfg.seed,
+            w_bits=cfg.quant.w_bits,
+            regularizer=cfg.regularizer.name,
+            **{"lambda": cfg.regularizer.lambda_},
+            pruned=cfg.sparsity.enabled,
+        )
+        record = train_run(cfg, run.run_dir, resume=True, progress=progress)
+        assert record is not None
+        ev = record.get("evaluation", {})
+        row.update(
+            status="ok",
+            accuracy=record["accuracy"],
+            test_samples=ev.get("test_samples"),
+            val_accuracy=ev.get("val_accuracy"),
+            selected_epoch=ev.get("selected_epoch"),
+            fold=cfg.data.fold if cfg.data.folds is not None else None,
+            folds=cfg.data.folds,
+            cells_on=record["cells"]["on"],
+            cells_total=record["cells"]["total"],
+            hw_hist=_total_hw_hist(record),
+        )
+        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples)
+        if energy is not None:
+            t = energy["totals"]
+            row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
+    except HamqError as err:
+        row.update(status=f"failed: {err}")
+    except Exception as err:  # a broken run must not stop the sweep
+        record_failure(run.run_dir, traceback.format_exc())
+        row.update(status=f"failed: {type(err).__name__}: {err}")
+    return row
+
+
+def record_failure(run_dir: Path, details: str) -> None:
+    """Write what broke a run into its ``error.txt``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / ERROR_FILE, details)
+
+
+def row_message(row: dict[str, Any], run_dir: Path) -> str:
+    """The one log line of a finished or failed run."""
+    if row.get("status") == "ok":
+        return f"{row['name']}: accuracy {row['accuracy']:.4f}, ON cells {row['cells_on']}"
+    see = f"; see {run_dir / ERROR_FILE}" if (run_dir / ERROR_FILE).is_file() else ""
+    return f"{row['name']}: {row.get('status')}{see}"
 
 
 def _total_hw_hist(record: dict[str, Any]) -> list[int]:
@@ -245,12 +368,12 @@ COLUMNS = [
     "w_bits",
     "regularizer",
     "lambda",
+    "fold",
+    "folds",
     "accuracy",
     "test_samples",
     "val_accuracy",
     "selected_epoch",
-    "fold",
-    "folds",
     "accuracy_delta_pp",
     "cells_on",
     "cells_total",
@@ -276,37 +399,85 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The paper-style table (Markdown): accuracy, ON cells, E_cb, E_cb&AD, reductions."""
+def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
+    """The paper-style table (Markdown): accuracy with its 95% interval, ON cells, E_cb,
+    E_cb&AD (each energy column in the SI unit that reads best), reductions; with ``notes``
+    one line under it per column saying what it is."""
+    from hamq.experiments.stats import wilson_interval
+    from hamq.experiments.units import energy_unit
+
+    ok = [r for r in rows if r.get("status") == "ok"]
     has_energy = any("e_cb_j" in r for r in rows)
-    head = ["run", "accuracy", "Δacc (pp)", "ON cells", "ON red."]
+    has_n = any(r.get("test_samples") for r in ok)
+    head = ["run", "accuracy", *(["95% CI"] if has_n else []), "Δacc (pp)", "ON cells", "ON red."]
+    units = {k: energy_unit(r.get(k) for r in ok) for k in ("e_cb_j", "e_cb_ad_j")}
     if has_energy:
-        head += ["E_cb (nJ)", "E_cb&AD (nJ)", "E_cb red.", "E_cb&AD red."]
+        head += [f"E_cb ({units['e_cb_j'][0]})", f"E_cb&AD ({units['e_cb_ad_j'][0]})"]
+        head += ["E_cb red.", "E_cb&AD red."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if r.get("status") != "ok":
             lines.append(f"| {r['name']} | {r.get('status')} |" + " |" * (len(head) - 2))
             continue
-        cells = [
-            r["name"],
-            f"{100 * r['accuracy']:.2f}%",
+        cells = [r["name"], f"{100 * r['accuracy']:.2f}%"]
+        if has_n:
+            n = int(r.get("test_samples") or 0)
+            ci = wilson_interval(round(r["accuracy"] * n), n) if n else None
+            cells.append("" if ci is None else f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]")
+        cells += [
             _fmt(r.get("accuracy_delta_pp"), "{:+.2f}"),
             str(r["cells_on"]),
             _pct(r.get("cells_on_reduction")),
         ]
         if has_energy:
-            cells += [
-                _fmt(_nj(r.get("e_cb_j")), "{:.4g}"),
-                _fmt(_nj(r.get("e_cb_ad_j")), "{:.4g}"),
-                _pct(r.get("e_cb_reduction")),
-                _pct(r.get("e_cb_ad_reduction")),
-            ]
+            cells += [_fmt(_in(r.get(k), units[k][1]), "{:.4g}") for k in ("e_cb_j", "e_cb_ad_j")]
+            cells += [_pct(r.get("e_cb_reduction")), _pct(r.get("e_cb_ad_reduction"))]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *_column_notes(ok, has_energy, has_n)]
     return "\n".join(lines)
 
 
-def _nj(x: float | None) -> float | None:
-    return None if x is None else x * 1e9
+def _column_notes(ok: list[dict[str, Any]], has_energy: bool, has_n: bool) -> list[str]:
+    """One line per column of :func:`format_table`, and what the method names mean."""
+    notes = ["- accuracy: top-1 accuracy on the test set."]
+    if has_n:
+        sizes = sorted({int(r["test_samples"]) for r in ok if r.get("test_samples")})
+        n = ", ".join(map(str, sizes))
+        gaps = any(not r.get("test_samples") for r in ok)
+        missing = "; blank where a run does not record its test-set size" if gaps else ""
+        notes.append(
+            f"- 95% CI: Wilson score interval of the accuracy on the run's n = {n} test "
+            f"samples (%){missing}."
+        )
+    else:
+        notes.append(
+            "- No 95% interval of the accuracy: these results do not record how many test "
+            "samples it was measured on."
+        )
+    notes += [
+        "- Δacc (pp): accuracy minus the baseline's (same bit width and seed), in "
+        "percentage points.",
+        "- ON cells: crossbar cells storing a non-zero level, counted exactly from the stored "
+        "weights; ON red.: fewer ON cells than the baseline, in %.",
+    ]
+    if has_energy:
+        notes += [
+            "- E_cb: modeled crossbar cell read energy per inference (every read of a cell on "
+            "a driven row, at its level's energy).",
+            "- E_cb&AD: E_cb plus the energy of the ADC conversions, per inference.",
+            "- E_cb red., E_cb&AD red.: their reductions against the baseline, in %.",
+        ]
+    notes.append(
+        '- Methods: "hamming" is HamQ (the Hamming-weight regularizer), "l1" is L1 on the '
+        'weights, "baseline" has no regularizer; `w8-hamming-0.5` is 8-bit weights, HamQ '
+        "λ 0.5 (a trailing -sN names the seed)."
+    )
+    return notes
+
+
+def _in(x: float | None, unit: float) -> float | None:
+    return None if x is None else x / unit
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -328,28 +499,48 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_sweep(path: Path, overrides: list[str] | None = None) -> SweepConfig:
-    if not path.is_file():
-        raise HamqError(f"sweep file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise HamqError(
-            f"sweep file '{path}' is not valid YAML: {str(err).splitlines()[0]}"
-        ) from None
+    """The sweep in ``path`` with ``--set`` overrides of its base, checked before any run
+    trains: the file, its recipe, every run's config and hardware, the run names, and the
+    hardware the energy is measured on."""
+    from hamq.hardware.spec import load_hardware
+    from hamq.training.trainer import hardware_of
+
+    data = load_yaml_file(path, "sweep file")
     if not isinstance(data, dict):
-        raise HamqError(f"sweep file '{path}' must hold a mapping")
+        raise HamqError(
+            f"sweep file '{path}' must hold a mapping (recipe:, base:, hamming: ...), not a "
+            f"{type(data).__name__}"
+        )
     sweep = validate(SweepConfig, data, source=f"sweep '{path}'")
     if sweep.recipe is not None:
         recipe = path.parent / sweep.recipe
-        if not recipe.is_file():
+        if not recipe.exists() and not recipe.is_symlink():
             raise HamqError(f"sweep '{path}': recipe '{sweep.recipe}' not found at '{recipe}'")
-        base = yaml.safe_load(recipe.read_text()) or {}
+        base = load_yaml_file(recipe, "recipe")
         if not isinstance(base, dict):
-            raise HamqError(f"recipe '{recipe}' must hold a mapping of sections")
+            raise HamqError(
+                f"recipe '{recipe}' must hold a mapping of sections, not a {type(base).__name__}"
+            )
         sweep = sweep.model_copy(update={"base": deep_merge(base, sweep.base), "recipe": None})
     if overrides:
         sweep = sweep.model_copy(update={"base": apply_overrides(sweep.base, overrides)})
     # Validate every run's config now, so a typo fails before hours of training.
-    for _, ov in variants(sweep):
-        run_config(sweep, ov)
+    seen: set[str] = set()
+    for name, ov in variants(sweep):
+        if name in seen:
+            raise HamqError(
+                f"sweep '{path}' names the run '{name}' twice (an extra run repeats a grid "
+                "run's name); rename the extra run"
+            )
+        seen.add(name)
+        cfg = run_config(sweep, ov)
+        try:
+            hardware_of(cfg)
+        except HamqError as err:
+            raise HamqError(f"sweep '{path}', run '{name}': {err}") from None
+    if sweep.energy_hw is not None:  # else each run's own hardware, checked above
+        try:  # the energy columns' hardware, before any run trains
+            load_hardware(sweep.energy_hw)
+        except HamqError as err:
+            raise HamqError(f"sweep '{path}': energy_hw: {err}") from None
     return sweep

@@ -1,4 +1,18 @@
-"""The crossbar energy and time model: closed form, pure functions, constants from the preset.
+"""The crossbar energy and time model: the one place where a layer's energy is computed.
+
+:func:`layer_cost` turns a layer's additive sums (:class:`LayerSums`) into its row of the
+report (:class:`LayerEnergy`). Data mode, static mode and the ``energy`` regularizer reach
+E_cb through the same functions, in one direction::
+
+    input codes --input_activity--> activity per input element (summed over the batch)
+                --row_activity-->   activity per crossbar row a[r]
+    a[r] x rowEnergy[r] --e_cb_pj--> E_cb
+
+Data mode (``estimate.py``) adds one :func:`batch_sums` per batch; static mode builds one
+:func:`expected_sums` from an assumed input bit activity; the regularizer calls
+:func:`input_activity` and :func:`row_activity` on training batches and :func:`e_cb_pj` with
+row energies that are differentiable in the weights. Row energies come from the mapping
+(``mapping.py``: ``LayerMapping.row_energy_pj``).
 
 Per layer, for input vectors ``v`` (one per output position and sample), input cycles ``t``,
 rows ``r`` and physical columns ``c`` (all group blocks)::
@@ -30,21 +44,27 @@ level-0 current, whose ideal result is 0 (detection assumed free). Timing is unc
 conversion steps (*mux steps*) per input cycle, one ``t_cycle_ns`` each. All tiles of a
 layer run in parallel on their own arrays; layers run one after another.
 
-Functions here take tensors and numbers only; ``estimate.py`` streams data through them.
+Functions here take tensors, numbers and a :class:`~hamq.hardware.mapping.LayerMapping`;
+``estimate.py`` streams data through them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from hamq.hardware.mapping import LayerMapping, ceil_div
+from hamq.hardware.mapping import ConvGeometry, LayerMapping, ceil_div, popcount_u8
 from hamq.hardware.spec import HardwareSpec
 
 PJ = 1e-12  # joules per picojoule
 NS = 1e-9  # seconds per nanosecond
+
+
+# ---------------------------------------------------------------- inputs -> activity
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,40 @@ def input_schedule(a_bits: int, a_signed: bool, bits_per_cycle: int) -> InputSch
     return InputSchedule(1, a_bits, bits_per_cycle)
 
 
+# 1.5 * 2**23: adding it to a float32 of magnitude < 2**22 leaves a float whose ulp is 1,
+# so the addition itself rounds to the nearest integer, ties to even (IEEE 754, as
+# torch.round), and the low mantissa bits then hold 2**22 + that integer.
+_ROUND_F32 = 12582912.0
+
+
+def quantize_codes(
+    x: torch.Tensor, scale: torch.Tensor | float, lo: int, hi: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integer codes an input quantizer applies to the rows, and their magnitudes.
+
+    ``codes = clamp(round(x / scale), lo, hi)`` (round half to even), the values of
+    ``ActQuantizer.to_int`` and of the integers inside its fake-quantized forward.
+
+    Args:
+        x: float layer input, any shape.
+        scale: the quantizer's step (0-d tensor or number).
+        lo, hi: the integer range, within -128 .. 255 (a_bits <= 8).
+    Returns:
+        ``(codes, magnitudes)``: ``codes`` as a new float tensor of ``x``'s dtype and shape
+        (integer valued; the caller may scale it in place), ``magnitudes = |codes|`` as
+        uint8. For float32 the rounding is one addition of 1.5 * 2**23 and the magnitudes
+        are the low byte of the sum's bits: no float -> uint8 cast, which torch does
+        element by element, several times slower than the other passes.
+    """
+    z = torch.div(x, scale).clamp_(lo, hi)
+    if z.dtype == torch.float32 and -128 <= lo and hi <= 255:
+        low = z.add_(_ROUND_F32).view(torch.int32)
+        mag = low.to(torch.uint8) if lo >= 0 else low.to(torch.int8).abs_().view(torch.uint8)
+        return z.sub_(_ROUND_F32), mag
+    z = z.round_()
+    return z, z.abs().to(torch.uint8)
+
+
 def digits_of(magnitude: torch.Tensor, schedule: InputSchedule) -> torch.Tensor:
     """Digits applied per cycle: int64 ``magnitude.shape + (digits,)``, LSB digit first."""
     k = schedule.bits_per_cycle
@@ -101,43 +155,29 @@ def activity_table(schedule: InputSchedule) -> tuple[torch.Tensor, torch.Tensor]
     return d.sum(-1) / full, (d > 0).sum(-1).to(torch.float64)
 
 
-_M1, _M2, _M4 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F
-
-
-def popcount_u8(x: torch.Tensor) -> torch.Tensor:
-    """Set bits of each value of a uint8 tensor (uint8, same shape).
-
-    SWAR popcount on eight bytes packed in one int64 (Hacker's Delight 5-1): a few integer
-    ops on 1/8 of the elements instead of one pass per bit or a table gather.
-    """
-    flat = x.reshape(-1)
-    pad = -flat.numel() % 8
-    if pad:
-        flat = torch.cat((flat, flat.new_zeros(pad)))
-    v = flat.view(torch.int64)
-    v = v - ((v >> 1) & _M1)
-    v = (v & _M2) + ((v >> 2) & _M2)
-    v = (v + (v >> 4)) & _M4
-    out = v.view(torch.uint8)
-    return (out[: x.numel()] if pad else out).reshape(x.shape)
-
-
-def batch_activity(
+def input_activity(
     codes: torch.Tensor, schedule: InputSchedule
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read activity and driven cycles of every input, summed over the batch (dim 0).
+    """Read activity and driven cycles of every input element, summed over the batch.
 
     Args:
         codes: integer input codes ``(B, ...)``, any integer dtype (their magnitudes are
-            applied; uint8 magnitudes are the fast path).
+            applied); uint8 magnitudes (:func:`quantize_codes`) are the fast path.
     Returns:
-        float64 ``(activity, driven)``, each of shape ``codes.shape[1:]``, as defined by
-        :func:`activity_table`, with fast paths for the common cases.
+        float64 ``(activity, driven)``, each of shape ``codes.shape[1:]``:
+        ``activity[i] = sum_b sum_t a[b, t, i]`` and ``driven[i]`` = number of (sample,
+        cycle) pairs with a non-zero digit, as tabulated by :func:`activity_table`. With
+        ``k = 1`` both are the popcount and the same tensor is returned twice.
     """
     mag = codes if codes.dtype == torch.uint8 else codes.abs()
-    k, full = schedule.bits_per_cycle, 2**schedule.bits_per_cycle - 1
-    if k == 1:  # bit-serial: activity = driven cycles = popcount
-        ones = popcount_u8(mag.to(torch.uint8)).sum(0, dtype=torch.int64).to(torch.float64)
+    if mag.dtype != torch.uint8 and schedule.magnitude_bits <= 8:
+        mag = mag.to(torch.uint8)
+    full = 2**schedule.bits_per_cycle - 1
+    if mag.dtype == torch.uint8 and schedule.bits_per_cycle == 1:
+        # At most 8 bits per sample: int16 holds the sum of 4095 samples (and is summed
+        # 2x faster than int32), int32 that of 2**28.
+        acc = torch.int16 if mag.shape[0] <= 4095 else torch.int32
+        ones = popcount_u8(mag).sum(0, dtype=acc).to(torch.float64)
         return ones, ones
     if schedule.digits == 1:  # one DAC cycle per pass: activity = x / (2**k - 1)
         act = mag.sum(0, dtype=torch.int64).to(torch.float64) / full
@@ -165,59 +205,87 @@ def expected_activity(schedule: InputSchedule, p_bit: float) -> tuple[float, flo
     return act, drv
 
 
-@dataclass(frozen=True)
-class LayerSums:
-    """Data-dependent sums of one layer over some samples (additive).
+def row_activity(total: torch.Tensor, conv: ConvGeometry | None, groups: int) -> torch.Tensor:
+    """Activity of every crossbar row from a per-input-element map summed over the batch.
 
-    samples: inferences summed; vectors: input vectors (per block) summed;
-    e_cb_pj: crossbar cell energy; driven_row_cycles: (row, cycle) pairs with a non-zero
-    digit, all blocks; conversions: ADC conversions performed (None: not counted here,
-    i.e. every conversion happens, see :func:`full_conversions`).
-    """
-
-    samples: float
-    vectors: float
-    e_cb_pj: float
-    driven_row_cycles: float
-    conversions: float | None = None
-
-    def __add__(self, other: LayerSums) -> LayerSums:
-        conv = None
-        if self.conversions is not None and other.conversions is not None:
-            conv = self.conversions + other.conversions
-        return LayerSums(
-            self.samples + other.samples,
-            self.vectors + other.vectors,
-            self.e_cb_pj + other.e_cb_pj,
-            self.driven_row_cycles + other.driven_row_cycles,
-            conv,
-        )
-
-
-def window_row_sums(
-    total_map: torch.Tensor,
-    kernel_size: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    dilation: tuple[int, int],
-) -> torch.Tensor:
-    """Sum over all output positions of the input under every conv row (c_in, kh, kw).
-
-    The rows of a conv layer are (c_in, kh, kw) taps, so ``sum_v sum_r m[v, r] w[r]`` equals
-    ``sum_r w[r] * (sum_v m[v, r])``; the inner sum is linear in the map, so the map is
-    summed over the batch first and unfolded once: no per-sample unfold, far cheaper than
-    the layer itself.
+    ``sum_v m[v, r] * w[r] = sum_r w[r] * (sum_v m[v, r])`` and the inner sum is linear in
+    the map, so the map is summed over the batch first and each row takes its sum once.
+    A conv row is a tap ``(c, i, j)``; the input elements it reads over all output positions
+    form a grid, so its sum is ``U[i] @ total[c] @ V[j]`` with ``U[i, h] = 1`` where input
+    row ``h`` is under kernel row ``i`` at some output row (likewise ``V`` for columns):
+    two small matrix products, exact in float64, and zero padding adds nothing.
 
     Args:
-        total_map: float ``(C_in, H, W)``: a per-pixel map summed over the batch.
+        total: a per-element map summed over the batch, ``(C_in, H, W)`` for a conv
+            (``conv`` given), ``(..., K)`` for a linear layer; any dtype.
+        groups: group blocks of the layer (1 for a linear layer).
     Returns:
-        float64 ``(C_in * kh * kw,)``, channel-major like the conv weight (so block ``g``
-        of a grouped conv is the ``g``-th contiguous slice of ``K`` rows).
+        float64 ``(groups, K)``, rows in the channel-major order of the conv weight.
     """
-    cols = F.unfold(
-        total_map.unsqueeze(0).to(torch.float64), kernel_size, dilation, padding, stride
-    )  # (1, C_in*kh*kw, L)
-    return cols[0].sum(-1)
+    if conv is None:
+        k = total.shape[-1]
+        return total.reshape(-1, k).sum(0, dtype=torch.float64).reshape(1, k)
+    h, w = total.shape[-2:]
+    c, dev = conv, total.device
+    u = _taps(h, c.kernel_size[0], c.stride[0], c.padding[0], c.dilation[0], dev)  # (kh, H)
+    v = _taps(w, c.kernel_size[1], c.stride[1], c.padding[1], c.dilation[1], dev)  # (kw, W)
+    rows = u @ (total.to(torch.float64) @ v.T)  # (C_in, kh, kw)
+    return rows.reshape(groups, -1)
+
+
+@cache
+def _taps(size: int, k: int, s: int, p: int, d: int, device: torch.device) -> torch.Tensor:
+    """float64 ``(k, size)``: 1 where input index ``h`` (of ``size`` along one axis) is read
+    by kernel index ``i`` at some output position (kernel ``k``, stride ``s``, padding
+    ``p``, dilation ``d``), else 0. Cached: the same few geometries come every batch."""
+    out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+    read = torch.arange(out, device=device) * s - p + d * torch.arange(k, device=device)[:, None]
+    hits = (read[..., None] == torch.arange(size, device=device)).any(1)  # (k, size)
+    return hits.to(torch.float64)
+
+
+def vectors_per_sample(
+    sample_shape: tuple[int, ...] | torch.Size, conv: ConvGeometry | None
+) -> int:
+    """Input vectors (per group block) of one sample of shape ``sample_shape`` (no batch
+    dimension): output positions of a conv, leading elements of a linear layer's input."""
+    if conv is not None:
+        return conv.positions(tuple(sample_shape[1:]))
+    return int(torch.Size(sample_shape).numel()) // sample_shape[-1]
+
+
+def input_vectors(codes: torch.Tensor, mapping: LayerMapping) -> torch.Tensor:
+    """Row input vectors of a batch of input codes: int64 ``(groups, V, K)``.
+
+    ``V`` = batch * output positions for a convolution, batch (times any leading dims)
+    for a linear layer. Zero padding enters as zero inputs, as on the array.
+    """
+    if mapping.conv is None:
+        return codes.reshape(1, -1, codes.shape[-1]).to(torch.int64)
+    c = mapping.conv
+    cols = F.unfold(codes.to(torch.float64), c.kernel_size, c.dilation, c.padding, c.stride)
+    b, _, length = cols.shape  # (B, C_in*kh*kw, L), channel-major
+    cols = cols.reshape(b, mapping.groups, mapping.rows, length).permute(1, 0, 3, 2)
+    return cols.reshape(mapping.groups, b * length, mapping.rows).round().to(torch.int64)
+
+
+# ---------------------------------------------------------------- activity -> E_cb
+
+
+def e_cb_pj(row_activity: torch.Tensor, row_energy_pj: torch.Tensor) -> torch.Tensor:
+    """Crossbar cell energy ``E_cb = sum_r a[r] * rowEnergy[r]``, in pJ (0-d tensor).
+
+    Args:
+        row_activity: ``a[r]``, activity of each row summed over input vectors and cycles,
+            ``(groups, K)``.
+        row_energy_pj: energy of one full-input read of each row, ``(groups, K)``, pJ:
+            exact (``LayerMapping.row_energy_pj``) or differentiable in the weights (the
+            ``energy`` regularizer).
+    """
+    return (row_activity * row_energy_pj).sum()
+
+
+# ---------------------------------------------------------------- ADC conversions
 
 
 def skip_zero_conversions(
@@ -280,27 +348,128 @@ def mux_steps(mapping: LayerMapping, hw: HardwareSpec) -> int:
     return ceil_div(min(mapping.cols, hw.array.cols), n_adc)
 
 
-@dataclass(frozen=True)
-class LayerCost:
-    """Per-inference energy and time of one layer (the closed form applied to its sums)."""
+# ---------------------------------------------------------------- the per-layer result
 
-    e_cb_j: float
-    e_adc_j: float
-    e_periph_j: float
+
+@dataclass(frozen=True)
+class LayerSums:
+    """Data-dependent sums of one layer over ``samples`` inferences (additive: ``a + b``).
+
+    samples: inferences summed; vectors: input vectors (per block) summed;
+    row_activity: float64 ``(groups, K)``, each row's activity summed over input vectors
+    and cycles (``sum_v sum_t a[v,t,r]``); driven_row_cycles: (row, cycle) pairs with a
+    non-zero digit, all blocks; conversions: ADC conversions performed (None: not counted
+    here, i.e. every conversion happens, see :func:`full_conversions`).
+    """
+
+    samples: float
+    vectors: float
+    row_activity: torch.Tensor
+    driven_row_cycles: float
+    conversions: float | None = None
+
+    def __add__(self, other: LayerSums) -> LayerSums:
+        conv = None
+        if self.conversions is not None and other.conversions is not None:
+            conv = self.conversions + other.conversions
+        return LayerSums(
+            self.samples + other.samples,
+            self.vectors + other.vectors,
+            self.row_activity + other.row_activity.to(self.row_activity.device),
+            self.driven_row_cycles + other.driven_row_cycles,
+            conv,
+        )
+
+
+def batch_sums(
+    codes: torch.Tensor, schedule: InputSchedule, conv: ConvGeometry | None, groups: int
+) -> LayerSums:
+    """The sums of one batch of integer input codes (``(B, C, H, W)`` for a conv, ``(B, ...,
+    K)`` for a linear layer; uint8 magnitudes are enough: signs do not change E_cb).
+    Conversions are not counted here (see :func:`skip_zero_conversions`)."""
+    act, drv = input_activity(codes, schedule)
+    rows = row_activity(act, conv, groups)
+    driven = rows if drv is act else row_activity(drv, conv, groups)
+    b = codes.shape[0]
+    vectors = b * vectors_per_sample(codes.shape[1:], conv)
+    return LayerSums(b, vectors, rows, float(driven.sum()))
+
+
+def expected_sums(
+    sample_shape: tuple[int, ...],
+    schedule: InputSchedule,
+    conv: ConvGeometry | None,
+    groups: int,
+    p_bit: float,
+) -> LayerSums:
+    """Expected sums of one inference with input of ``sample_shape`` (no batch dimension)
+    when every input magnitude bit is 1 with probability ``p_bit`` (static mode).
+
+    Every input element has the same expected activity (:func:`expected_activity`), so the
+    rows' activity is that times the number of input elements under each row (zero
+    padding excluded): :func:`row_activity` of a map of ones. Conversions are not counted
+    here (see :func:`static_skip_zero_conversions`).
+    """
+    act, drv = expected_activity(schedule, p_bit)
+    taps = row_activity(torch.ones(sample_shape, dtype=torch.float64), conv, groups)
+    vectors = vectors_per_sample(sample_shape, conv)
+    return LayerSums(1.0, float(vectors), act * taps, drv * float(taps.sum()))
+
+
+def tops_per_w(macs: float, e_total_j: float) -> float:
+    """Throughput per power: ``2 * MACs / energy`` in 1e12 operations per joule (= TOPS/W)."""
+    return 2.0 * macs / e_total_j / 1e12 if e_total_j > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class LayerEnergy:
+    """One layer of the report, per inference: what :func:`layer_cost` returns.
+
+    rows, cols: crossbar rows (K) and physical columns of one group block; groups: blocks;
+    tiles: arrays allocated (groups x row tiles x column tiles); utilization: used cells /
+    allocated cells; cells_on: cells at a non-zero level; on_fraction: cells_on / used
+    cells; input_cycles: cycles per input vector; vectors: input vectors per inference;
+    conversions: ADC conversions; cycles: array cycles; latency_s: seconds; energies in
+    joules.
+    """
+
+    name: str
+    kind: str
+    groups: int
+    rows: int
+    cols: int
+    tiles: int
+    row_tiles: int
+    col_tiles: int
+    utilization: float
+    cells_on: int
+    on_fraction: float
+    input_cycles: int
+    vectors: float
+    macs: float
     conversions: float
     cycles: float
     latency_s: float
-    macs: float
+    e_cb_j: float
+    e_adc_j: float
+    e_periph_j: float
 
     @property
     def e_total_j(self) -> float:
         return self.e_cb_j + self.e_adc_j + self.e_periph_j
 
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["e_cb_ad_j"] = self.e_cb_j + self.e_adc_j
+        d["e_total_j"] = self.e_total_j
+        d["tops_per_w"] = tops_per_w(self.macs, self.e_total_j)
+        return d
+
 
 def layer_cost(
     mapping: LayerMapping, schedule: InputSchedule, sums: LayerSums, hw: HardwareSpec
-) -> LayerCost:
-    """Energy (J), cycles, latency (s) and MACs of one inference of a layer.
+) -> LayerEnergy:
+    """Energy (J), cycles, latency (s), MACs and mapping figures of one inference of a layer.
 
     ``sums`` are totals over ``sums.samples`` inferences; everything is divided by it.
     """
@@ -311,22 +480,33 @@ def layer_cost(
         if sums.conversions is None
         else sums.conversions / n
     )
+    row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)
+    e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
     e_adc_pj = conversions * hw.e_adc_pj_at()
     e_periph_pj = (
         sums.driven_row_cycles / n * hw.tech.e_driver_pj + conversions * hw.tech.e_shift_add_pj
     )
     cycles = vectors * schedule.cycles * mux_steps(mapping, hw)
-    return LayerCost(
-        e_cb_j=sums.e_cb_pj / n * PJ,
-        e_adc_j=e_adc_pj * PJ,
-        e_periph_j=e_periph_pj * PJ,
+    cells_on = mapping.cells_on
+    return LayerEnergy(
+        name=mapping.name,
+        kind=mapping.kind,
+        groups=mapping.groups,
+        rows=mapping.rows,
+        cols=mapping.cols,
+        tiles=mapping.tiles,
+        row_tiles=mapping.row_tiles,
+        col_tiles=mapping.col_tiles,
+        utilization=mapping.utilization,
+        cells_on=cells_on,
+        on_fraction=cells_on / mapping.cells_used,
+        input_cycles=schedule.cycles,
+        vectors=vectors,
+        macs=vectors * mapping.groups * mapping.rows * mapping.weights,
         conversions=conversions,
         cycles=cycles,
         latency_s=cycles * hw.timing.t_cycle_ns * NS,
-        macs=vectors * mapping.groups * mapping.rows * mapping.weights,
+        e_cb_j=e_cb * PJ,
+        e_adc_j=e_adc_pj * PJ,
+        e_periph_j=e_periph_pj * PJ,
     )
-
-
-def tops_per_w(macs: float, e_total_j: float) -> float:
-    """Throughput per power: ``2 * MACs / energy`` in 1e12 operations per joule (= TOPS/W)."""
-    return 2.0 * macs / e_total_j / 1e12 if e_total_j > 0 else float("inf")

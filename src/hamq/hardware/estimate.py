@@ -1,15 +1,30 @@
 """Energy of a converted model: stream data through it (``estimate_energy``) or assume an
-input-bit activity (``static_energy``), and apply the closed form of ``energy.py``.
+input-bit activity (``static_energy``). A layer's energy is computed in ``energy.py``
+(``layer_cost``); this module runs the model and collects what that needs.
 
-Statistics come from forward pre-hooks on the quantized layers: each hook turns the layer's
-input into the integer codes the rows see (``input_quant.to_int``) and adds their sums to
-the layer's :class:`~hamq.hardware.energy.LayerSums`; nothing per sample is kept.
+One :class:`LayerProbe` per quantized layer collects the additive sums of every batch of
+integer input codes its rows see (``energy.batch_sums``; nothing per sample is kept) and
+the layer's mapping. Both come from the model's own quantized forward: while it runs
+under ``_probing``
+
+- a calibrated input quantizer's forward is replaced by one that computes the codes once
+  (``energy.quantize_codes``), hands them to the probe and returns ``codes * scale``;
+- the layer's ``weight_fake`` is replaced by one that quantizes the weights once, maps the
+  integers on the first call (``mapping.map_weights``) and returns ``codes * scale``.
+
+Both return the values of the fake-quantized forward they stand in for (a zero may lose
+its sign; ``tests/test_energy_model.py`` checks that the outputs are equal), so counting
+needs no second quantization of every activation and weight. A quantizer with a learned
+step (LSQ) keeps its forward and a forward pre-hook quantizes its input again with
+``scale()``, as ``to_int`` does. Everything is put back when the block ends, on error too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,20 +33,28 @@ from torch import nn
 from hamq.errors import HamqError
 from hamq.hardware.energy import (
     InputSchedule,
+    LayerEnergy,
     LayerSums,
-    batch_activity,
-    expected_activity,
+    batch_sums,
+    expected_sums,
     input_schedule,
+    input_vectors,
     layer_cost,
+    quantize_codes,
     skip_zero_conversions,
     static_skip_zero_conversions,
-    window_row_sums,
 )
-from hamq.hardware.mapping import LayerMapping, map_layer
-from hamq.hardware.report import EnergyReport, LayerEnergy
+from hamq.hardware.mapping import (
+    ConvGeometry,
+    LayerMapping,
+    check_storage,
+    conv_geometry,
+    map_weights,
+)
+from hamq.hardware.report import EnergyReport
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
-from hamq.quantization.export import IntegerLayer, integer_layer
+from hamq.quantization.export import IntegerLayer
 from hamq.quantization.modules import ActQuantizer, QuantLayer
 
 DEFAULT_ACTIVITY = 0.5
@@ -43,80 +66,132 @@ _SKIP_ZERO_CHUNK = 1 << 22
 
 
 class LayerProbe:
-    """Accumulates the data-dependent sums of one layer from its integer input codes."""
+    """Collects what one layer's report row needs: the additive sums of the integer input
+    codes its rows see (:class:`~hamq.hardware.energy.LayerSums`), the shape of one sample
+    of its input, and its mapping once its integer weights are known.
 
-    def __init__(self, layer: IntegerLayer, mapping: LayerMapping, hw: HardwareSpec) -> None:
-        self.layer = layer
-        self.mapping = mapping
-        self.schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
-        self.tile_rows = hw.array.rows
-        self.skip_zero = hw.adc.skip_zero
-        self.row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)  # (G, K)
-        self.sums = LayerSums(0.0, 0.0, 0.0, 0.0, 0.0 if self.skip_zero else None)
-        self._device: torch.device | None = None
+    Args:
+        name: the layer's name; conv: its conv geometry (None: linear); groups: group
+            blocks; rows: crossbar rows of one block, K; w_bits: weight bits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        conv: ConvGeometry | None,
+        groups: int,
+        rows: int,
+        w_bits: int,
+        schedule: InputSchedule,
+        hw: HardwareSpec,
+    ) -> None:
+        self.name, self.conv, self.groups, self.w_bits = name, conv, groups, w_bits
+        self.schedule = schedule
+        self.hw = hw
+        self.mapping: LayerMapping | None = None
+        self.sample_shape: tuple[int, ...] | None = None
+        zeros = torch.zeros(groups, rows, dtype=torch.float64)
+        self.sums = LayerSums(0.0, 0.0, zeros, 0.0, 0.0 if hw.adc.skip_zero else None)
         self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
 
-    def _to(self, device: torch.device) -> None:
-        if self._device != device:
-            self.row_e_pj = self.row_e_pj.to(device)
-            self._device = device
+    def set_weights(self, codes: torch.Tensor) -> None:
+        """Map the layer's integer weights (``(C_out, ...)``, any integer dtype)."""
+        self.mapping = map_weights(self.name, codes.cpu(), self.conv, self.groups,
+                                   self.w_bits, self.hw)  # fmt: skip
 
-    def add(self, codes: torch.Tensor) -> None:
-        """Add one batch of integer input codes (``(B, C, H, W)`` or ``(B, ..., K)``)."""
-        self._accumulate(codes.abs(), codes if self.skip_zero else None)
-
-    def add_input(self, quant: ActQuantizer, x: torch.Tensor) -> None:
-        """Add one batch of float layer inputs, quantized by the layer's input quantizer.
-
-        The magnitudes are ``|input_quant.to_int(x)|`` computed in place in float and cast
-        to uint8: the same values without int64 traffic, since this runs on every batch.
-        """
-        lo, hi = quant.int_range
-        mag = torch.round(x.detach() / quant.scale().detach()).clamp_(lo, hi).abs_()
-        codes = quant.to_int(x) if self.skip_zero else None
-        self._accumulate(mag.to(torch.uint8), codes)
-
-    def _accumulate(self, mag: torch.Tensor, codes: torch.Tensor | None) -> None:
-        self._to(mag.device)
-        lay = self.layer
-        act, drv = batch_activity(mag, self.schedule)  # summed over the batch
-        if lay.kind == "conv2d":
-            geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
-            act_rows = window_row_sums(act, *geom)
-            driven = float(window_row_sums(drv, *geom).sum())
-            vectors = mag.shape[0] * _conv_positions(lay, mag.shape[2:])
-        else:
-            k = mag.shape[-1]
-            act_rows = act.reshape(-1, k).sum(0)
-            driven = float(drv.sum())
-            vectors = mag.numel() // k
-        e_cb = float((act_rows.reshape(self.row_e_pj.shape) * self.row_e_pj).sum())
-        conversions = None if codes is None else self._skip_zero(codes)
-        self.sums = self.sums + LayerSums(mag.shape[0], vectors, e_cb, driven, conversions)
+    def add(self, codes: torch.Tensor, magnitudes: torch.Tensor | None = None) -> None:
+        """Add one batch of integer input codes, ``(B, C, H, W)`` or ``(B, ..., K)``
+        (integer or integer-valued float); ``magnitudes``: ``|codes|`` as uint8, when at
+        hand (the signs matter only for ``adc.skip_zero``, which needs the weights first)."""
+        mag = codes if magnitudes is None else magnitudes
+        sums = batch_sums(mag, self.schedule, self.conv, self.groups)
+        if self.hw.adc.skip_zero:
+            sums = replace(sums, conversions=self._skip_zero(codes))
+        self.sums = self.sums + sums
+        self.sample_shape = tuple(codes.shape[1:])
 
     def _skip_zero(self, codes: torch.Tensor) -> float:
-        per_sample = max(
-            1, codes[0].numel() * self.layer.kernel_size[0] * self.layer.kernel_size[1]
-        )
-        chunk = max(1, _SKIP_ZERO_CHUNK // per_sample)
+        m = self.mapping
+        if m is None:
+            raise RuntimeError("skip_zero conversions need the layer's weights: set_weights first")
+        taps = 1 if m.conv is None else m.conv.kernel_size[0] * m.conv.kernel_size[1]
+        chunk = max(1, _SKIP_ZERO_CHUNK // max(1, codes[0].numel() * taps))
         if self._levels is None or self._levels.device != codes.device:
-            self._levels = self.mapping.levels.to(codes.device)
-        levels = self._levels
+            self._levels = m.levels.to(codes.device)
         total = 0.0
         for i in range(0, codes.shape[0], chunk):
-            vecs = self.layer.input_vectors(codes[i : i + chunk])
-            total += skip_zero_conversions(vecs, levels, self.schedule, self.tile_rows)
+            vecs = input_vectors(codes[i : i + chunk], m)
+            total += skip_zero_conversions(vecs, self._levels, self.schedule, m.tile_rows)
         return total
 
+    def report(self, sums: LayerSums) -> LayerEnergy:
+        """The layer's report row for ``sums`` (``energy.layer_cost``)."""
+        if self.mapping is None:
+            raise RuntimeError(f"layer '{self.name}': no weights mapped")
+        return layer_cost(self.mapping, self.schedule, sums, self.hw)
 
-def _conv_positions(layer: IntegerLayer, hw_in: tuple[int, ...] | torch.Size) -> int:
-    """Output positions of a conv layer for an input of spatial size ``hw_in``."""
-    n = 1
-    for size, k, s, p, d in zip(
-        hw_in, layer.kernel_size, layer.stride, layer.padding, layer.dilation, strict=True
-    ):
-        n *= (size + 2 * p - d * (k - 1) - 1) // s + 1
-    return n
+
+def _quantize_and_probe(quant: ActQuantizer, probe: LayerProbe, x: torch.Tensor) -> torch.Tensor:
+    """A calibrated quantizer's eval forward, ``fake_quant(x, scale, lo, hi)``, that also
+    hands the codes to ``probe``: one quantization serves both."""
+    lo, hi = quant.int_range
+    scale = quant.scale()
+    codes, mag = quantize_codes(x, scale, lo, hi)
+    probe.add(codes, mag)
+    return codes.mul_(scale)
+
+
+def _probe_input(probe: LayerProbe, layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    """Forward pre-hook: quantize the layer's input as ``to_int`` does and probe it."""
+    quant: ActQuantizer = layer.input_quant  # type: ignore[assignment]
+    lo, hi = quant.int_range
+    codes, mag = quantize_codes(args[0].detach(), quant.scale().detach(), lo, hi)
+    probe.add(codes, mag)
+
+
+def _weight_codes(layer: QuantLayer, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``clamp(round(w / scale))`` of ``weight_int()`` as a new float tensor."""
+    q = layer.q_max
+    scale = layer.weight_scale() if scale is None else scale
+    return torch.div(layer.weight.detach(), scale).clamp_(-q, q).round_()
+
+
+def _fake_weights_and_probe(layer: QuantLayer, probe: LayerProbe) -> torch.Tensor:
+    """The layer's ``weight_fake()``, ``fake_quant(w, scale, -q_max, q_max)``, that also maps
+    its integer weights the first time: the forward's own weight quantization serves both
+    (ResNet-18 has 11M weights)."""
+    scale = layer.weight_scale()
+    codes = _weight_codes(layer, scale)
+    if probe.mapping is None:
+        probe.set_weights(codes.to(torch.int8))
+    return codes.mul_(scale)
+
+
+@contextmanager
+def _probing(probes: list[tuple[str, QuantLayer, LayerProbe]]) -> Iterator[None]:
+    """While the block runs (eval mode, no grad), feed every layer's input codes and
+    integer weights to its probe."""
+    patched: list[tuple[nn.Module, str]] = []
+    handles = []
+    try:
+        for _, layer, probe in probes:
+            layer.weight_fake = partial(_fake_weights_and_probe, layer, probe)  # type: ignore[method-assign]
+            patched.append((layer, "weight_fake"))
+            quant = layer.input_quant
+            if quant.mode == "calibrated":
+                quant.forward = partial(_quantize_and_probe, quant, probe)  # type: ignore[method-assign]
+                patched.append((quant, "forward"))
+            else:
+                handles.append(layer.register_forward_pre_hook(partial(_probe_input, probe)))
+        yield
+    finally:
+        for module, attr in patched:
+            delattr(module, attr)
+        for h in handles:
+            h.remove()
+        for _, layer, probe in probes:
+            if probe.mapping is None:  # the layer did not run
+                probe.set_weights(_weight_codes(layer).to(torch.int8))
 
 
 def _resolve_hw(hw: HardwareSpec | str | Path) -> HardwareSpec:
@@ -135,8 +210,16 @@ def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, 
             )
     out = []
     for name, layer in layers:
-        ilayer = integer_layer(name, layer)
-        out.append((name, layer, LayerProbe(ilayer, map_layer(ilayer, hw), hw)))
+        check_storage(name, layer.w_bits, hw)
+        conv = conv_geometry(layer)
+        groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
+        q = layer.input_quant
+        schedule = input_schedule(q.bits, bool(q.signed), hw.input.bits_per_cycle)
+        probe = LayerProbe(name, conv, groups, layer.weight[0].numel(), layer.w_bits,
+                           schedule, hw)  # fmt: skip
+        if hw.adc.skip_zero:  # counting skipped conversions needs the cells from batch 1
+            probe.set_weights(_weight_codes(layer).to(torch.int8))
+        out.append((name, layer, probe))
     return out
 
 
@@ -167,34 +250,6 @@ def _batches(data: object, batch_size: int, samples: int | None) -> Iterator[tor
         yield x
 
 
-def _layer_energy(probe: LayerProbe, sums: LayerSums, hw: HardwareSpec) -> LayerEnergy:
-    m, lay = probe.mapping, probe.layer
-    cost = layer_cost(m, probe.schedule, sums, hw)
-    cells_on = m.cells_on
-    return LayerEnergy(
-        name=lay.name,
-        kind=lay.kind,
-        groups=m.groups,
-        rows=m.rows,
-        cols=m.cols,
-        tiles=m.tiles,
-        row_tiles=m.row_tiles,
-        col_tiles=m.col_tiles,
-        utilization=m.utilization,
-        cells_on=cells_on,
-        on_fraction=cells_on / m.cells_used,
-        input_cycles=probe.schedule.cycles,
-        vectors=sums.vectors / sums.samples,
-        macs=cost.macs,
-        conversions=cost.conversions,
-        cycles=cost.cycles,
-        latency_s=cost.latency_s,
-        e_cb_j=cost.e_cb_j,
-        e_adc_j=cost.e_adc_j,
-        e_periph_j=cost.e_periph_j,
-    )
-
-
 def layer_energy(
     layer: IntegerLayer, codes: torch.Tensor, hw: HardwareSpec | str | Path
 ) -> LayerEnergy:
@@ -205,9 +260,12 @@ def layer_energy(
         codes: int64 input codes of ``B`` inferences, ``(B, C, H, W)`` or ``(B, ..., K)``.
     """
     hw = _resolve_hw(hw)
-    probe = LayerProbe(layer, map_layer(layer, hw), hw)
+    schedule = input_schedule(layer.a_bits, layer.a_signed, hw.input.bits_per_cycle)
+    probe = LayerProbe(layer.name, conv_geometry(layer), layer.groups, layer.rows,
+                       layer.w_bits, schedule, hw)  # fmt: skip
+    probe.set_weights(layer.w_int)
     probe.add(codes)
-    return _layer_energy(probe, probe.sums, hw)
+    return probe.report(probe.sums)
 
 
 def estimate_energy(
@@ -236,28 +294,19 @@ def estimate_energy(
         raise HamqError(f"batch_size = {batch_size}: must be at least 1")
     probes = _prepare(model, hw)
     device = next(model.parameters()).device
-    handles = []
-    for _, layer, probe in probes:
-
-        def hook(mod: nn.Module, args: tuple[torch.Tensor, ...], probe: LayerProbe = probe) -> None:
-            probe.add_input(mod.input_quant, args[0])  # type: ignore[arg-type]
-
-        handles.append(layer.register_forward_pre_hook(hook))
     was_training = model.training
     model.eval()
     n = 0
     try:
-        with torch.no_grad():
+        with _probing(probes), torch.no_grad():
             for x in _batches(data, batch_size, samples):
                 model(x.to(device))
                 n += x.shape[0]
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     if n == 0:
         raise HamqError("no samples to estimate energy on: the data is empty")
-    layers = [_layer_energy(p, replace(p.sums, samples=n), hw) for _, _, p in probes]
+    layers = [p.report(replace(p.sums, samples=n)) for _, _, p in probes]
     return EnergyReport(hardware=hw.name, mode="data", samples=n, layers=layers)
 
 
@@ -278,52 +327,26 @@ def static_energy(
         raise HamqError(f"activity = {activity}: must be a probability in 0..1")
     probes = _prepare(model, hw)
     device = next(model.parameters()).device
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = [
-        layer.register_forward_pre_hook(
-            lambda mod, args, name=name: shapes.__setitem__(name, tuple(args[0].shape))
-        )
-        for name, layer, _ in probes
-    ]
     was_training = model.training
     model.eval()
-    try:
-        with torch.no_grad():
+    try:  # one forward for the weights and the shape of every layer's input
+        with _probing(probes), torch.no_grad():
             model(torch.zeros((1, *input_shape), device=device))
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     layers = []
-    for name, _, probe in probes:
-        sums = _static_sums(probe, shapes[name], activity)
-        layers.append(_layer_energy(probe, sums, hw))
+    for _, _, p in probes:
+        if p.sample_shape is None:
+            raise HamqError(f"layer '{p.name}' received no input in a forward pass")
+        sums = expected_sums(p.sample_shape, p.schedule, p.conv, p.groups, activity)
+        if hw.adc.skip_zero:
+            levels = p.mapping.levels  # type: ignore[union-attr]
+            per_vector = static_skip_zero_conversions(levels, p.schedule, hw.array.rows, activity)
+            sums = replace(sums, conversions=sums.vectors * per_vector)
+        layers.append(p.report(sums))
     return EnergyReport(
         hardware=hw.name, mode="static", samples=1, layers=layers, activity=activity
     )
-
-
-def _static_sums(probe: LayerProbe, shape: tuple[int, ...], p_bit: float) -> LayerSums:
-    """Expected sums of one inference (input of ``shape``, batch 1) at bit activity p."""
-    lay, g, sched = probe.layer, probe.mapping.groups, probe.schedule
-    act, drv = expected_activity(sched, p_bit)
-    row_e = probe.row_e_pj.cpu()
-    if lay.kind == "conv2d":
-        geom = (lay.kernel_size, lay.stride, lay.padding, lay.dilation)
-        rows = window_row_sums(torch.ones(shape[1:], dtype=torch.float64), *geom)
-        e_cb = act * float((rows.reshape(row_e.shape) * row_e).sum())
-        driven = drv * float(rows.sum())
-        vectors = float(_conv_positions(lay, shape[2:]))
-    else:
-        vectors = float(torch.Size(shape[1:-1]).numel())
-        e_cb = vectors * act * float(row_e.sum())
-        driven = vectors * drv * probe.mapping.rows * g
-    conversions = None
-    if probe.skip_zero:
-        conversions = vectors * static_skip_zero_conversions(
-            probe.mapping.levels, sched, probe.tile_rows, p_bit
-        )
-    return LayerSums(1.0, vectors, e_cb, driven, conversions)
 
 
 __all__ = [

@@ -1,59 +1,17 @@
 """The energy report: per-layer rows, totals, JSON and a printed table.
 
-Totals use the HamQ paper's names: **E_cb** (crossbar cell energy) and **E_cb&AD** (crossbar
-plus ADC, ``e_cb_ad_j``); all energies are joules per inference.
+A row is the :class:`~hamq.hardware.energy.LayerEnergy` that ``energy.layer_cost`` returns
+(re-exported here); the report only sums and formats rows. Totals use the HamQ paper's
+names: **E_cb** (crossbar cell energy) and **E_cb&AD** (crossbar plus ADC, ``e_cb_ad_j``);
+all energies are joules per inference.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from hamq.hardware.energy import tops_per_w
-
-
-@dataclass(frozen=True)
-class LayerEnergy:
-    """One layer of the report, per inference.
-
-    rows, cols: crossbar rows (K) and physical columns of one group block; groups: blocks;
-    tiles: arrays allocated (groups x row tiles x column tiles); utilization: used cells /
-    allocated cells; cells_on: cells at a non-zero level; on_fraction: cells_on / used
-    cells; input_cycles: cycles per input vector; vectors: input vectors per inference;
-    conversions: ADC conversions; cycles: array cycles; energies in joules.
-    """
-
-    name: str
-    kind: str
-    groups: int
-    rows: int
-    cols: int
-    tiles: int
-    row_tiles: int
-    col_tiles: int
-    utilization: float
-    cells_on: int
-    on_fraction: float
-    input_cycles: int
-    vectors: float
-    macs: float
-    conversions: float
-    cycles: float
-    latency_s: float
-    e_cb_j: float
-    e_adc_j: float
-    e_periph_j: float
-
-    @property
-    def e_total_j(self) -> float:
-        return self.e_cb_j + self.e_adc_j + self.e_periph_j
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["e_cb_ad_j"] = self.e_cb_j + self.e_adc_j
-        d["e_total_j"] = self.e_total_j
-        d["tops_per_w"] = tops_per_w(self.macs, self.e_total_j)
-        return d
+from hamq.hardware.energy import LayerEnergy, tops_per_w
 
 
 @dataclass(frozen=True)
@@ -128,3 +86,6 @@ class EnergyReport:
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+__all__ = ["EnergyReport", "LayerEnergy"]

@@ -19,12 +19,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError, unknown_name
+from hamq.files import parse_yaml, read_text
 from hamq.hardware.representation import CELL_BITS, Representation
+
+#: Largest array side: 16x the biggest fabricated crossbars (1024 to 4096 rows).
+MAX_ARRAY_SIDE = 65536
+#: Largest energy of one event (a cell read, a conversion, a row drive), pJ: a microjoule,
+#: six orders of magnitude above any published device.
+MAX_EVENT_PJ = 1e6
 
 
 class ArraySpec(Section):
@@ -35,8 +41,8 @@ class ArraySpec(Section):
     representation: how signed weights become stored words (see ``representation.py``).
     """
 
-    rows: int = Field(128, gt=0)
-    cols: int = Field(128, gt=0)
+    rows: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
+    cols: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
     cell_bits: int = 1
     representation: Representation = "differential"
 
@@ -75,7 +81,7 @@ class AdcSpec(Section):
 class TimingSpec(Section):
     """t_cycle_ns: duration of one input cycle (row drive + one ADC conversion), ns."""
 
-    t_cycle_ns: float = Field(10.0, gt=0)
+    t_cycle_ns: float = Field(10.0, ge=1e-3, le=1e9)
 
 
 class TechSpec(Section):
@@ -90,16 +96,26 @@ class TechSpec(Section):
     """
 
     e_cell_pj: tuple[float, ...]
-    e_adc_pj: float = Field(ge=0)
+    e_adc_pj: float = Field(ge=0, le=MAX_EVENT_PJ)
     e_adc_ref_bits: int = Field(ge=1, le=16)
-    e_driver_pj: float = Field(0.0, ge=0)
-    e_shift_add_pj: float = Field(0.0, ge=0)
+    e_driver_pj: float = Field(0.0, ge=0, le=MAX_EVENT_PJ)
+    e_shift_add_pj: float = Field(0.0, ge=0, le=MAX_EVENT_PJ)
 
     @model_validator(mode="after")
     def _non_negative(self) -> TechSpec:
         for i, e in enumerate(self.e_cell_pj):
             if e < 0:
                 raise ValueError(f"tech.e_cell_pj[{i}] = {e}: a cell energy cannot be negative")
+            if e > MAX_EVENT_PJ:
+                raise ValueError(
+                    f"tech.e_cell_pj[{i}] = {e}: above {MAX_EVENT_PJ:g} pJ per cell read; "
+                    "energies are in picojoules"
+                )
+        if self.e_cell_pj and max(self.e_cell_pj) == 0:
+            raise ValueError(
+                "tech.e_cell_pj is all zero: every crossbar energy would be 0 (and TOPS/W "
+                "infinite); give the read energy of each cell level in pJ"
+            )
         return self
 
 
@@ -151,10 +167,11 @@ def preset_names() -> list[str]:
 
 
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise HamqError(f"{source} is not valid YAML: {str(err).splitlines()[0]}") from None
+    data = parse_yaml(text, source)
+    if data is None:
+        raise HamqError(
+            f"{source} is empty; it must hold a hardware description (see hamq presets)"
+        )
     if not isinstance(data, dict):
         raise HamqError(
             f"{source} must hold a YAML mapping (key: value), not {type(data).__name__}"
@@ -184,12 +201,12 @@ def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareSpec:
 def _hardware_text(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise HamqError(
                 f"hardware file '{name_or_path}' does not exist; give a YAML file or one of "
                 f"the presets: {', '.join(preset_names())}"
             )
-        return path.read_text(), str(path)
+        return read_text(path, "hardware file"), str(path)
     names = preset_names()
     if name_or_path not in names:
         raise unknown_name("hardware preset", name_or_path, names)

@@ -17,27 +17,36 @@ class ConversionReport:
 
     converted: list[tuple[str, str]] = field(default_factory=list)  # (name, description)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    #: layers that were quantized before the call, kept as they are: (name, description)
+    already_quantized: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"converted {len(self.converted)} layer(s):"]
         lines += [f"  {n}: {d}" for n, d in self.converted]
+        if self.already_quantized:
+            lines.append(f"already quantized, kept as is: {len(self.already_quantized)} layer(s):")
+            lines += [f"  {n}: {d}" for n, d in self.already_quantized]
         if self.skipped:
             lines.append(f"kept in float {len(self.skipped)} module(s):")
             lines += [f"  {n}: {r}" for n, r in self.skipped]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
-        return {
+        out = {
             "converted": [{"name": n, "layer": d} for n, d in self.converted],
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
+        if self.already_quantized:
+            out["already_quantized"] = [{"name": n, "layer": d} for n, d in self.already_quantized]
+        return out
 
 
 def quantize_model(model: nn.Module, cfg: QuantConfig) -> ConversionReport:
     """Replace, in place, each ``nn.Conv2d`` / ``nn.Linear`` by its quantized version.
 
     Layers named in ``cfg.skip`` stay in float; other modules with parameters (batch norm,
-    embeddings) are digital and stay in float. Both are listed in the returned report.
+    embeddings) are digital and stay in float. Both are listed in the returned report, and
+    so are layers that were already quantized (kept as they are, with their own bits).
     Raises :class:`HamqError` if a ``skip`` name is not a module of the model.
     """
     names = {n for n, _ in model.named_modules()}
@@ -47,8 +56,14 @@ def quantize_model(model: nn.Module, cfg: QuantConfig) -> ConversionReport:
                 f"quant.skip names '{s}', which is not a module of the model{closest(s, names)}"
             )
     report = ConversionReport()
+    inside: list[str] = []  # quantized layers found, whose own submodules are not reported
     for name, module in list(model.named_modules()):
+        if any(name.startswith(f"{q}.") for q in inside):
+            continue
         if isinstance(module, QuantConv2d | QuantLinear):
+            bits = f"w{module.w_bits}a{module.input_quant.bits}"
+            report.already_quantized.append((name, f"{type(module).__name__} {bits}"))
+            inside.append(name)
             continue
         if isinstance(module, nn.Conv2d | nn.Linear):
             if name in cfg.skip:

@@ -1,17 +1,19 @@
 """``energy``: the modeled crossbar cell energy E_cb itself, differentiable in the weights.
 
-For each layer, with ``a[r]`` the measured input activity of row ``r`` per inference (sum
-over input vectors and cycles of the applied digit / (2**k - 1), as in ``energy.py``) and
-``cost[q]`` the read energy of all cells storing integer ``q`` (sum of
-``tech.e_cell_pj[level]`` over its column sets and slices)::
+Per layer it goes through the functions of the energy model (``hamq/hardware/energy.py``)
+that data mode and static mode use::
 
-    E_cb ~= sum_layers sum_r a[r] * sum_n cost(t[r, n])       (pJ per inference)
+    a[r]    = row_activity(input_activity(codes)) / B     measured activity of row r
+    rowE[r] = row_sums(cost(t), groups)[r] = sum_n cost(t[r, n])      (``mapping.row_sums``)
+    E_cb   ~= sum_layers e_cb_pj(a, rowE)                             (pJ per inference)
 
-where ``t = w / scale`` are the continuous integer-unit weights and ``cost`` is the exact
-table linearly interpolated between integers (``surrogates.interp_cost``), so at integer
-weights the estimate equals the exact data-mode E_cb of ``hamq.hardware.estimate`` on the
-same inputs. Its gradient moves every weight toward its cheaper integer neighbour, weighted
-by how often its row is driven and by the per-level energies of the technology.
+where ``t = w / scale`` are the continuous integer-unit weights and ``cost[q]`` the read
+energy of all cells storing integer ``q`` (``mapping.cell_energy_table``: the sum of
+``tech.e_cell_pj[level]`` over its column sets and slices), linearly interpolated between
+integers (``surrogates.interp_cost``). At integer weights ``rowE`` is the mapping's exact
+row energy, so the estimate equals the exact data-mode E_cb of ``hamq.hardware.estimate``
+on the same inputs. Its gradient moves every weight toward its cheaper integer neighbour,
+weighted by how often its row is driven and by the per-level energies of the technology.
 
 **Activity.** ``attach(model)`` installs forward pre-hooks on the quantized layers; in
 training mode each forward measures every row's activity from the integer input codes and
@@ -24,7 +26,10 @@ surrogate of the cost table (the exact table only pulls weights into the nearest
 minimum): by default (``surrogate: envelope``) its lower envelope at ``regularizer.slope``
 stored bits' energy per integer unit, or (``surrogate: interp``) the table smoothed by a
 Gaussian of ``regularizer.smooth`` integer units; and it holds the weights that set the
-range (``hold_range``). :meth:`estimate_pj` uses the exact table.
+range (``hold_range``). :meth:`estimate_pj` uses the exact table (``surrogate=True``: the
+penalty's table, before normalization). The envelope never exceeds the exact table and
+equals it at its attractor codes, so at integer weights the surrogate E_cb is at most the
+exact one, and equal when every weight sits on an attractor.
 Activity is measured on one training batch in ``MEASURE_EVERY``.
 
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
@@ -46,11 +51,13 @@ from torch import nn
 from hamq.errors import HamqError
 from hamq.hardware.energy import (
     InputSchedule,
-    batch_activity,
+    e_cb_pj,
+    input_activity,
     input_schedule,
-    window_row_sums,
+    quantize_codes,
+    row_activity,
 )
-from hamq.hardware.mapping import cell_energy_table
+from hamq.hardware.mapping import cell_energy_table, conv_geometry, row_sums
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantConv2d, QuantLayer
@@ -64,26 +71,6 @@ MOMENTUM = 0.1
 # quantity, and takes the measurement's cost (about a fifth of a DS-CNN QAT step) off
 # the other steps.
 MEASURE_EVERY = 8
-
-
-def row_activity(layer: QuantLayer, codes: torch.Tensor, schedule: InputSchedule) -> torch.Tensor:
-    """Activity of every row summed over input vectors and cycles, per sample.
-
-    Args:
-        codes: integer input codes or uint8 magnitudes ``(B, C, H, W)`` or ``(B, ..., K)``.
-        schedule: how the codes are applied (``energy.input_schedule``).
-    Returns:
-        float32 ``(groups, C_in/groups, kh, kw)`` for a conv, ``(K,)`` for a linear layer.
-    """
-    total = batch_activity(codes, schedule)[0]  # summed over the batch
-    b = codes.shape[0]
-    if isinstance(layer, QuantConv2d):
-        g = layer.groups
-        geom = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
-        rows = window_row_sums(total, *geom)  # type: ignore[arg-type]
-        shape = (g, layer.in_channels // g, *layer.kernel_size)
-        return (rows / b).reshape(shape).to(torch.float32)
-    return (total.reshape(-1, total.shape[-1]).sum(0) / b).to(torch.float32)
 
 
 @register("energy")
@@ -133,15 +120,16 @@ class EnergyRegularizer(Regularizer):
 
     @torch.no_grad()
     def measure(self, layer: QuantLayer, buf: str, x: torch.Tensor) -> None:
-        """Update buffer ``buf`` with the row activity of input batch ``x``."""
+        """Update buffer ``buf`` with the row activity per sample of input batch ``x``."""
         q = layer.input_quant
         lo, hi = q.int_range
-        # |to_int(x)| in place in float, as uint8: the same values, no int64 traffic.
-        mag = torch.round(x.detach() / q.scale().detach()).clamp_(lo, hi).abs_()
-        rows = row_activity(layer, mag.to(torch.uint8), self._schedule(layer))
+        _, mag = quantize_codes(x.detach(), q.scale().detach(), lo, hi)
+        act, _ = input_activity(mag, self._schedule(layer))
+        rows = row_activity(act, conv_geometry(layer), _groups(layer)) / x.shape[0]
         current, measured = getattr(self, buf), getattr(self, f"{buf}_measured")
+        rows = rows.reshape(current.shape).to(current.dtype)
         if bool(measured):
-            current.lerp_(rows.to(current.dtype), MOMENTUM)
+            current.lerp_(rows, MOMENTUM)
         else:
             current.copy_(rows)
             measured.fill_(True)
@@ -170,15 +158,14 @@ class EnergyRegularizer(Regularizer):
             raise HamqError("the energy regularizer was not attached; call attach(model) first")
         terms = []
         for name, layer in quantized_layers(model):
-            act = getattr(self, self._names[name])
             t = layer.weight_continuous()
             cost = interp_cost(t, self._cost_table(layer.w_bits, t.device, training))
             if training:
                 cost = hold_range(cost, t, layer.q_max)
-            if isinstance(layer, QuantConv2d):
-                act = act.repeat_interleave(layer.out_channels // layer.groups, dim=0)
-            act = act.expand_as(cost)  # linear: (K,) broadcast over (N, K)
-            terms.append(((act * cost).sum(), act.sum()))
+            row_e_pj = row_sums(cost, _groups(layer))  # (groups, K)
+            act = getattr(self, self._names[name]).reshape(row_e_pj.shape)
+            weights_per_row = cost.shape[0] // row_e_pj.shape[0]
+            terms.append((e_cb_pj(act, row_e_pj), act.sum() * weights_per_row))
         return terms
 
     def _e_bit_pj(self) -> float:
@@ -186,9 +173,13 @@ class EnergyRegularizer(Regularizer):
         e = self.hw.tech.e_cell_pj
         return (e[-1] - e[0]) / self.hw.cell_bits
 
-    def estimate_pj(self, model: nn.Module) -> torch.Tensor:
-        """The differentiable E_cb estimate per inference, in pJ (scalar)."""
-        return torch.stack([e for e, _ in self._layer_terms(model)]).sum()
+    def estimate_pj(self, model: nn.Module, surrogate: bool = False) -> torch.Tensor:
+        """The differentiable E_cb estimate per inference, in pJ (scalar).
+
+        ``surrogate``: evaluate the training penalty's table (and range hold) instead of the
+        exact one: the penalty before normalization.
+        """
+        return torch.stack([e for e, _ in self._layer_terms(model, surrogate)]).sum()
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         terms = self._layer_terms(model, training=True)
@@ -196,3 +187,7 @@ class EnergyRegularizer(Regularizer):
         weight_rows = torch.stack([n for _, n in terms]).sum().detach()
         e_unit = self._e_bit_pj() * weight_rows.clamp_min(1e-12) / len(terms)
         return e_pj / e_unit
+
+
+def _groups(layer: QuantLayer) -> int:
+    return layer.groups if isinstance(layer, QuantConv2d) else 1

@@ -5,17 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.data import DATASETS, DataConfig
 from hamq.errors import HamqError, closest, unknown_name
+from hamq.files import load_yaml_file, parse_yaml
 from hamq.hardware.representation import CELL_BITS, Representation
 from hamq.models import MODELS, ModelConfig
 from hamq.quantization.config import QuantConfig
 from hamq.regularizers import REGULARIZERS, RegularizerConfig
 from hamq.sparsity.config import SparsityConfig
+
+#: Largest seed: torch generators take 64-bit seeds and each epoch's generator is seeded with
+#: ``seed * 1_000_003 + epoch``, which stays below 2**63 for 32-bit seeds.
+MAX_SEED = 2**32 - 1
+#: Most epochs of a stage (a guard against a typo of a few digits, not a real limit).
+MAX_EPOCHS = 100_000
 
 
 class HardwareRef(Section):
@@ -69,15 +75,15 @@ class TrainSection(Section):
         or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
     """
 
-    float_epochs: int = Field(10, ge=0)
-    qat_epochs: int = Field(10, ge=1)
+    float_epochs: int = Field(10, ge=0, le=MAX_EPOCHS)
+    qat_epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = Field(1e-2, gt=0)
     qat_lr: float | None = Field(None, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = Field(0, ge=0)
+    warmup_epochs: int = Field(0, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = False
@@ -112,7 +118,7 @@ class TrainSection(Section):
 class TrainConfig(Section):
     """A whole training run. Every field is documented in its section class."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     quant: QuantConfig = QuantConfig()
@@ -164,10 +170,13 @@ class TrainConfig(Section):
 
 
 def _parse_value(text: str) -> Any:
-    """A ``--set`` value: YAML scalar/list syntax (``1e-3``, ``true``, ``[a, b]``, ``null``)."""
+    """A ``--set`` value: YAML scalar/list syntax (``1e-3``, ``true``, ``[a, b]``, ``null``);
+    text that is not YAML stays a string, and YAML aliases are refused."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return parse_yaml(text, "--set value")
+    except HamqError as err:
+        if "alias" in str(err):
+            raise HamqError(f"--set value '{text}': {err}") from None
         return text
 
 
@@ -180,8 +189,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in item:
             raise HamqError(f"--set '{item}' is not key=value (e.g. --set regularizer.lambda=0.01)")
         key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise HamqError(
+                f"--set '{item}': the key '{key}' has an empty part; write section.field=value"
+                " (e.g. --set quant.w_bits=4)"
+            )
         node = out
-        *parents, leaf = key.strip().split(".")
+        *parents, leaf = parts
         for p in parents:
             child = node.setdefault(p, {})
             if not isinstance(child, dict):
@@ -197,16 +212,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = "config"
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise HamqError(f"config file '{p}' does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as err:
-            raise HamqError(
-                f"config file '{p}' is not valid YAML: {str(err).splitlines()[0]}"
-            ) from None
-        if loaded is None:
-            loaded = {}
+        loaded = load_yaml_file(p, "config file")
         if not isinstance(loaded, dict):
             raise HamqError(
                 f"config file '{p}' must hold a mapping of sections, not a {type(loaded).__name__}"

@@ -14,6 +14,7 @@ reported test accuracy is an unbiased estimate, given with its sample count.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 from hamq.data import DataBundle, load_dataset
 from hamq.errors import HamqError
+from hamq.files import load_json_file
 from hamq.hardware.representation import check_layout
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.models import build_model
@@ -35,6 +37,7 @@ from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer
 from hamq.sparsity import phases as sparsity
 from hamq.training import checkpoint as ckpt
+from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
 from hamq.training.record import build_record
 from hamq.training.schedule import lr_at
@@ -197,13 +200,15 @@ def _restore(
     out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device
 ) -> None:
     tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
+    ckpt.check_resume_meta(meta, out / CHECKPOINT, cfg.train.float_epochs, cfg.train.epochs)
     if meta["config"] != cfg.to_plain():
         raise HamqError(
             f"'{out / CHECKPOINT}' was written with another config; resume with the same "
             f"config and --set values, or use a new --out"
         )
     if meta["stage"] == "qat":
-        _enter_qat(state, cfg, hw)
+        if state.stage != "qat":  # (with float_epochs 0 the model is converted already)
+            _enter_qat(state, cfg, hw)
     else:
         state.optimizer = make_optimizer(state.model, cfg, "float")
     _load_model_state(state.model, ckpt.split_prefix(tensors, "model"), out / CHECKPOINT, device)
@@ -211,7 +216,10 @@ def _restore(
         state.regularizer.load_state_dict(ckpt.split_prefix(tensors, "reg"))
     assert state.optimizer is not None
     ckpt.optimizer_from_flat(
-        state.optimizer, {k: v.to(device) for k, v in tensors.items()}, meta["optimizer"]
+        state.optimizer,
+        {k: v.to(device) for k, v in tensors.items()},
+        meta["optimizer"],
+        out / CHECKPOINT,
     )
     state.history = meta["history"]
     state.next_epoch = meta["epoch"] + 1
@@ -227,8 +235,8 @@ def _load_model_state(
     try:
         model.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise HamqError(f"'{path}' does not match the model of this config ({first})") from None
+        detail = " ".join(str(err).split())[:200]
+        raise HamqError(f"'{path}' does not match the model of this config ({detail})") from None
 
 
 def _select_weights(out: Path, state: RunState, cfg: TrainConfig, device: torch.device) -> int:
@@ -280,11 +288,32 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sums["loss"] += float(loss.detach())
+        value = float(loss.detach())  # (a sync per step already; checking it is free)
+        if not math.isfinite(value):
+            raise diverged(f"the loss became {value} at step {i} of", epoch, state.stage, cfg)
+        sums["loss"] += value
         sums["ce"] += float(ce.detach())
         sums["reg"] += float(reg.detach())
         n += 1
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise diverged(f"'{bad[0]}' holds NaN or inf after", epoch, state.stage, cfg)
     return {k: v / max(1, n) for k, v in sums.items()}
+
+
+def finished_record(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
+    """The record of run folder ``out`` if it finished training ``cfg``, else None.
+
+    A folder is finished when it holds its final weights and a record of the same config,
+    whichever sweep backend or command trained it.
+    """
+    out = Path(out)
+    if not ((out / RECORD).exists() and (out / MODEL).exists()):
+        return None
+    record = load_json_file(out / RECORD, "run record")
+    if isinstance(record, dict) and record.get("config") == cfg.to_plain():
+        return record
+    return None
 
 
 def train_run(
@@ -306,18 +335,17 @@ def train_run(
         raise HamqError(
             f"'{out}' already holds a run; add --resume to continue it or choose another --out"
         )
-    if resume and (out / RECORD).exists() and (out / MODEL).exists():
-        record = json.loads((out / RECORD).read_text())
-        if record.get("config") == cfg.to_plain():
-            return record
+    if resume and (record := finished_record(cfg, out)) is not None:
+        return record
     device = resolve_device(cfg.train.device)
     hw = hardware_of(cfg)
     if data is None:
         data = load_dataset(cfg.data)
+    check_data(cfg, data)
     data = data.to(device)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     state = RunState(model=build_run_model(cfg, data).to(device))
+    check_quantizable(state.model, cfg)
     sparsity.check_run(state.model, cfg)
     if cfg.train.init_from is not None:
         path = float_weights_path(cfg.train.init_from)
@@ -329,6 +357,8 @@ def train_run(
         state.optimizer = make_optimizer(state.model, cfg, "float")
     if resume and (out / CHECKPOINT).exists():
         _restore(out, state, cfg, hw, device)
+    # (after the restore: a resume refused for another config leaves the run's config.yaml)
+    ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     if cfg.train.channels_last and device.type == "cuda":
         state.model = state.model.to(memory_format=torch.channels_last)
     started = time.perf_counter()
@@ -403,6 +433,8 @@ def train_run(
     final_meta = {"epoch": selected, "stage": "qat", "config": cfg.to_plain()}
     if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
         final_meta["masks"] = record["masks"] = masks
-    ckpt.save_checkpoint(out / MODEL, dict(state.model.state_dict()), final_meta)
+    record["model_sha256"] = ckpt.save_checkpoint(
+        out / MODEL, dict(state.model.state_dict()), final_meta
+    )
     ckpt.atomic_write_text(out / RECORD, json.dumps(record, indent=2))
     return record
