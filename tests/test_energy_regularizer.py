@@ -107,7 +107,9 @@ def test_penalty_scale_is_like_hamming() -> None:
 
 def test_errors() -> None:
     hw = load_hardware("rram-1b")
-    with pytest.raises(pydantic.ValidationError, match="surrogate sin is used by hamming only"):
+    with pytest.raises(
+        pydantic.ValidationError, match="surrogate sin is used by hamming and bits only"
+    ):
         RegularizerConfig(name="energy", surrogate="sin", **{"lambda": 1.0})
     m, _ = model_and_data()
     reg = build_regularizer(RegularizerConfig(name="energy", **{"lambda": 1.0}), hw)

@@ -198,3 +198,23 @@ def test_extra_runs_with_the_same_lambda_are_separate_settings() -> None:
     assert all(s["seeds"] == 1 for s in summary)
     assert best_within(summary, 5.0, 8, "smooth4")["e_cb_reduction"] == pytest.approx(0.2)
     assert "| 8 | smooth4 |" in format_budget_table(summary)
+
+
+def test_a_pruned_run_without_regularizer_is_a_method_not_a_baseline(rows: list[dict]) -> None:
+    # LFSR pruning with regularizer none (hamq.sparsity): compared against the dense
+    # baseline like any regularized setting, never taken as (or labelled) the baseline.
+    pruned = [
+        {**_row(s, "none", 0.0, acc, cells, e), "name": f"w8-prune-0.5-s{s}", "pruned": True}
+        for s, acc, cells, e in ((0, 0.88, 50, 5.0), (1, 0.79, 110, 10.0))
+    ]
+    plain = [{k: v for k, v in r.items() if not k.endswith(("_pp", "_reduction"))} for r in rows]
+    all_rows = plain + pruned
+    add_reductions(all_rows)
+    summary = seed_summary(all_rows)
+    entry = next(s for s in summary if s["setting"] == "w8-prune-0.5")
+    assert entry["pruned"] and entry["accuracy_delta_pp"] == pytest.approx(-1.5)
+    assert entry["accuracy_delta_test"] is not None  # tested, not the "reference"
+    assert "prune-0.5" in format_budget_table(summary)
+    assert "prune-0.5" in format_seed_table(summary)
+    base = next(s for s in summary if s["setting"] == "w8-baseline")
+    assert not base["pruned"] and "accuracy_delta_test" not in base

@@ -50,6 +50,7 @@ from hamq.experiments.summary import (
     format_comparison_table,
     format_seed_notes,
     format_seed_table,
+    is_baseline,
     seed_summary,
     setting_of,
 )
@@ -160,7 +161,7 @@ _MARKERS = "osD^v<>"
 
 def _family_label(entry: dict[str, Any]) -> str:
     fam = entry["family"]
-    if fam == "baseline" or entry["regularizer"] == "none":
+    if fam == "baseline" or is_baseline(entry):
         return "baseline"
     return {"hamming": "HamQ (hamming)", "l1": "L1"}.get(fam, fam)
 
@@ -168,14 +169,14 @@ def _family_label(entry: dict[str, Any]) -> str:
 def _point_label(entry: dict[str, Any]) -> str:
     """λ for a setting named by its lambda (``w8-hamming-0.5`` -> "λ 0.5"), else ""."""
     lam = entry.get("lambda")
-    if entry["regularizer"] == "none" or not isinstance(lam, (int, float)):
+    if is_baseline(entry) or not isinstance(lam, (int, float)):
         return ""
     return f"λ {lam:g}" if entry["setting"].endswith(f"-{lam:g}") else ""
 
 
 def _series(entry: dict[str, Any]) -> str:
     """The plotted method of a setting: its family, every baseline as "baseline"."""
-    return "baseline" if entry["regularizer"] == "none" else entry["family"]
+    return "baseline" if is_baseline(entry) else entry["family"]
 
 
 def _colours(summary: list[dict[str, Any]]) -> dict[str, str]:
@@ -336,7 +337,7 @@ def pick_layer_setting(
     whose mean accuracy loss is within ``max_loss_pp`` of their baseline; when none is, the
     one with the smallest mean loss. Returns (entry, whether it was within the budget);
     (None, False) when no regularized setting has energies."""
-    cands = [s for s in summary if s["regularizer"] != "none" and "e_cb_reduction" in s]
+    cands = [s for s in summary if not is_baseline(s) and "e_cb_reduction" in s]
     if not cands:
         return None, False
     within = [s for s in cands if s["accuracy_delta_pp"] >= -max_loss_pp - BUDGET_TOL_PP]
@@ -382,9 +383,7 @@ def layer_pair(
     seed."""
     ok = [r for r in rows if r.get("status") == "ok"]
     base_of = {
-        r.get("seed"): r
-        for r in ok
-        if r.get("regularizer") == "none" and r.get("w_bits") == entry["w_bits"]
+        r.get("seed"): r for r in ok if is_baseline(r) and r.get("w_bits") == entry["w_bits"]
     }
     pairs, seeds, base_names = [], [], []
     for r in ok:
@@ -515,7 +514,7 @@ def plot_hw_hist(rows: list[dict[str, Any]], path: Path) -> bool:
     same = [
         r
         for r in rows
-        if r.get("regularizer") == "none"
+        if is_baseline(r)
         and r.get("status") == "ok"
         and r.get("hw_hist")
         and (r.get("w_bits"), r.get("seed")) == (ham.get("w_bits"), ham.get("seed"))
@@ -560,7 +559,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
     ok = [r for r in rows if r.get("status") == "ok"]
     parts = [f"# {title}", "", f"Command: `{command}`", "", "## Runs", "", format_table(rows), ""]
     summary = seed_summary(rows)
-    regularized = [s for s in summary if s["regularizer"] != "none"]
+    regularized = [s for s in summary if not is_baseline(s)]
     if any(s["seeds"] > 1 for s in summary):
         unit = summary[0]["unit"]
         parts += [f"## Over {unit}", "", f"Mean ± sample standard deviation over {unit}:", ""]

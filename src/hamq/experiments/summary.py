@@ -41,6 +41,12 @@ LOSS_BUDGETS_PP = (0.5, 1.0, 1.5, 2.6, 3.5)
 BUDGET_TOL_PP = 1e-9
 
 
+def is_baseline(row: dict[str, Any]) -> bool:
+    """Whether a run (or a summary entry) is a baseline: no regularizer and no LFSR pruning
+    mask (a pruned run is a method compared against the baseline, never the baseline)."""
+    return row.get("regularizer") == "none" and not row.get("pruned")
+
+
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (None for a single value)."""
     mean = statistics.fmean(values)
@@ -93,6 +99,7 @@ def seed_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "w_bits": first.get("w_bits"),
             "regularizer": first.get("regularizer"),
             "lambda": first.get("lambda"),
+            "pruned": bool(first.get("pruned")),
             "seeds": len(runs),
             "unit": "folds" if all(r.get("folds") is not None for r in runs) else "seeds",
             "values": {},
@@ -102,7 +109,7 @@ def seed_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(per_seed) == len(runs):
                 entry["values"][m] = per_seed
                 entry[m], entry[f"{m}_sd"] = mean_sd(list(per_seed.values()))
-        if entry["regularizer"] != "none" and "accuracy_delta_pp" in entry["values"]:
+        if not is_baseline(entry) and "accuracy_delta_pp" in entry["values"]:
             entry["accuracy_delta_test"] = one_sample_t(
                 list(entry["values"]["accuracy_delta_pp"].values())
             )
@@ -154,9 +161,7 @@ def compare_methods(
     """
     key = metric or _metric_key(summary)[0]
     fams = [
-        f
-        for f in dict.fromkeys(s["family"] for s in summary if s["regularizer"] != "none")
-        if f != against
+        f for f in dict.fromkeys(s["family"] for s in summary if not is_baseline(s)) if f != against
     ]
     out: dict[tuple[Any, str, str], dict[str, Any]] = {}
     for bits in dict.fromkeys(s["w_bits"] for s in summary):
@@ -232,7 +237,7 @@ def format_seed_table(summary: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         test = s.get("accuracy_delta_test")
-        if s["regularizer"] == "none":
+        if is_baseline(s):
             ci, p, sig = "reference", "", ""
         elif test is None:
             ci, p, sig = "", "", "n < 2: no test"
@@ -276,7 +281,7 @@ def format_seed_notes(summary: list[dict[str, Any]]) -> str:
         f"p: two-sided one-sample t-test of the per-{one} Δacc against 0, i.e. the paired "
         f't-test against the baseline; "yes" marks p < {ALPHA:g} (significant at 5%).',
     ]
-    if any(s["regularizer"] != "none" and s["seeds"] < 2 for s in summary):
+    if any(not is_baseline(s) and s["seeds"] < 2 for s in summary):
         lines.append(f"- With fewer than 2 {unit} no spread can be estimated: no test is possible.")
     if any(s.get("accuracy_delta_test") is not None and s["accuracy_delta_test"].p is None
            for s in summary):  # fmt: skip
@@ -297,7 +302,7 @@ def format_budget_table(
     mean Δacc and whether that loss differs significantly from 0 (paired t-test, 5%)."""
     key, label = _metric_key(summary)
     unit = _unit(summary)
-    fams = list(dict.fromkeys(s["family"] for s in summary if s["regularizer"] != "none"))
+    fams = list(dict.fromkeys(s["family"] for s in summary if not is_baseline(s)))
     bits = list(dict.fromkeys(s["w_bits"] for s in summary))
     head = ["bits", "method", *[f"≤ {b:g} pp" for b in budgets_pp]]
     lines = [

@@ -292,6 +292,7 @@ def train_and_measure(
             w_bits=cfg.quant.w_bits,
             regularizer=cfg.regularizer.name,
             **{"lambda": cfg.regularizer.lambda_},
+            pruned=cfg.sparsity.enabled,
         )
         record = train_run(cfg, run.run_dir, resume=True, progress=progress)
         assert record is not None
@@ -342,11 +343,12 @@ def _total_hw_hist(record: dict[str, Any]) -> list[int]:
 
 
 def add_reductions(rows: list[dict[str, Any]]) -> None:
-    """Add reductions and accuracy change against the baseline of the same bits and seed."""
+    """Add reductions and accuracy change against the baseline of the same bits and seed
+    (no regularizer, no pruning mask)."""
     bases = {
         (r.get("w_bits"), r.get("seed")): r
         for r in rows
-        if r.get("regularizer") == "none" and r.get("status") == "ok"
+        if r.get("regularizer") == "none" and not r.get("pruned") and r.get("status") == "ok"
     }
     for r in rows:
         b = bases.get((r.get("w_bits"), r.get("seed")))

@@ -85,31 +85,46 @@ class _QuantWeightMixin:
     w_bits: int
     per_channel: bool
     dynamic: bool
+    weight_mask: torch.Tensor | None
+    mask_fixed: bool
 
     def _setup(self, cfg: QuantConfig) -> None:
         self.w_bits = cfg.w_bits
         self.per_channel = cfg.granularity == "per_channel"
         self.dynamic = cfg.scheme == "dynamic"
         self.input_quant = ActQuantizer(cfg.a_bits, cfg.act_range)
+        # LFSR pruning (hamq.sparsity): the kept-weight mask (bool, the weight's shape) is
+        # rebuilt from (polynomial, seed, sparsity) and never saved, hence non-persistent;
+        # it acts on the weight only once fixed (``mask_fixed``).
+        self.register_buffer("weight_mask", None, persistent=False)
+        self.mask_fixed = False
 
     @property
     def q_max(self) -> int:
         return 2 ** (self.w_bits - 1) - 1
 
+    def masked_weight(self) -> torch.Tensor:
+        """The weight, times its fixed pruning mask if it has one (so pruned weights are 0
+        in every forward and get no gradient)."""
+        mask = self.weight_mask
+        if self.mask_fixed and mask is not None:
+            return self.weight * mask
+        return self.weight
+
     def weight_scale(self) -> torch.Tensor:
         """Weight step size, broadcastable to the weight (no gradient)."""
-        return qf.weight_scale(self.weight, self.w_bits, self.per_channel, self.dynamic)
+        return qf.weight_scale(self.masked_weight(), self.w_bits, self.per_channel, self.dynamic)
 
     def weight_int(self) -> torch.Tensor:
         """Integer weights (int64), the values stored on the crossbar."""
-        return qf.quantize_int(self.weight, self.weight_scale(), -self.q_max, self.q_max)
+        return qf.quantize_int(self.masked_weight(), self.weight_scale(), -self.q_max, self.q_max)
 
     def weight_continuous(self) -> torch.Tensor:
         """``w / scale`` clamped to the integer range, with gradient: what regularizers see."""
-        return torch.clamp(self.weight / self.weight_scale(), -self.q_max, self.q_max)
+        return torch.clamp(self.masked_weight() / self.weight_scale(), -self.q_max, self.q_max)
 
     def weight_fake(self) -> torch.Tensor:
-        return qf.fake_quant(self.weight, self.weight_scale(), -self.q_max, self.q_max)
+        return qf.fake_quant(self.masked_weight(), self.weight_scale(), -self.q_max, self.q_max)
 
 
 class QuantConv2d(_QuantWeightMixin, nn.Conv2d):

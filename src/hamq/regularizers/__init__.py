@@ -8,11 +8,19 @@ from hamq.regularizers.base import (
     REGULARIZERS,
     Regularizer,
     RegularizerConfig,
+    RegularizerSum,
     build_regularizer,
     register,
 )
 
 # Importing the modules registers them.
-from hamq.regularizers import energy, hamming, l1  # noqa: F401  isort: skip
+from hamq.regularizers import bits, energy, hamming, l1, prune  # noqa: F401  isort: skip
 
-__all__ = ["REGULARIZERS", "Regularizer", "RegularizerConfig", "build_regularizer", "register"]
+__all__ = [
+    "REGULARIZERS",
+    "Regularizer",
+    "RegularizerConfig",
+    "RegularizerSum",
+    "build_regularizer",
+    "register",
+]

@@ -17,12 +17,13 @@ from hamq.hardware.spec import HardwareSpec
 class RegularizerConfig(Section):
     """Which regularizer, and how strongly.
 
-    name: ``none``, ``hamming`` (HamQ), ``l1``, ``bits`` (twofold bit sparsity) or
-        ``energy`` (modeled crossbar energy).
+    name: ``none``, ``hamming`` (HamQ), ``l1``, ``bits`` (twofold bit sparsity: the
+        two's-complement bits of the weights) or ``energy`` (modeled crossbar energy). The
+        network-level ``prune`` term is set in the ``sparsity`` section and adds to this one.
     lambda: weight of the term in the loss (>= 0).
-    surrogate: for ``hamming`` (``energy``: ``interp`` or ``envelope``): ``interp`` (exact
-        Hamming weight of the stored words, after Gaussian smoothing, linearly
-        interpolated between integers), ``envelope``
+    surrogate: for ``hamming`` and ``bits`` (``energy``: ``interp`` or ``envelope``):
+        ``interp`` (exact Hamming weight of the stored words, after Gaussian smoothing,
+        linearly interpolated between integers), ``envelope``
         (the table's lower envelope at ``slope`` per integer unit, interpolated; its
         minima are exact cheap codes) or ``sin`` (each bit as a sinusoid).
     smooth: for ``interp``: width (integer units) of the Gaussian that smooths the exact
@@ -42,20 +43,22 @@ class RegularizerConfig(Section):
         # Never accept an option that would be silently ignored. Run folders store the whole
         # config, defaults included; hamq < 0.2 stored ``surrogate: interp`` (then the
         # default) for every regularizer, so that value stays accepted where it is unused.
-        uses_table = self.name in ("hamming", "energy")
-        if self.surrogate == "sin" and self.name != "hamming":
-            raise ValueError(f"regularizer.surrogate sin is used by hamming only, not {self.name}")
+        uses_table = self.name in ("hamming", "bits", "energy")
+        if self.surrogate == "sin" and self.name not in ("hamming", "bits"):
+            raise ValueError(
+                f"regularizer.surrogate sin is used by hamming and bits only, not {self.name}"
+            )
         if self.surrogate not in ("envelope", "interp") and not uses_table:
             raise ValueError(
-                f"regularizer.surrogate is used by hamming and energy only, not {self.name}"
+                f"regularizer.surrogate is used by hamming, bits and energy only, not {self.name}"
             )
         if self.smooth != 4.0 and not uses_table:
             raise ValueError(
-                f"regularizer.smooth is used by hamming and energy only, not {self.name}"
+                f"regularizer.smooth is used by hamming, bits and energy only, not {self.name}"
             )
         if self.slope != 0.1 and not uses_table:
             raise ValueError(
-                f"regularizer.slope is used by hamming and energy only, not {self.name}"
+                f"regularizer.slope is used by hamming, bits and energy only, not {self.name}"
             )
         if self.slope != 0.1 and self.surrogate != "envelope":
             raise ValueError(
@@ -90,6 +93,26 @@ class Regularizer(nn.Module):
 
     def forward(self, model: nn.Module) -> torch.Tensor:
         return self.lam * self.penalty(model)
+
+
+class RegularizerSum(Regularizer):
+    """Several terms added, each already weighted by its own lambda (e.g. ``bits`` and the
+    network-level ``prune`` of twofold sparsity)."""
+
+    def __init__(self, terms: list[Regularizer]) -> None:
+        nn.Module.__init__(self)
+        if len(terms) < 2:
+            raise ValueError("a RegularizerSum needs at least two terms")
+        self.terms = nn.ModuleList(terms)
+        self.lam = 1.0
+        self.hw = terms[0].hw
+
+    def attach(self, model: nn.Module) -> None:
+        for term in self.terms:
+            term.attach(model)  # type: ignore[operator]
+
+    def forward(self, model: nn.Module) -> torch.Tensor:
+        return torch.stack([term(model) for term in self.terms]).sum()
 
 
 RegularizerFactory = Callable[[RegularizerConfig, HardwareSpec], Regularizer]

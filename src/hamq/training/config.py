@@ -15,6 +15,7 @@ from hamq.hardware.representation import CELL_BITS, Representation
 from hamq.models import MODELS, ModelConfig
 from hamq.quantization.config import QuantConfig
 from hamq.regularizers import REGULARIZERS, RegularizerConfig
+from hamq.sparsity.config import SparsityConfig
 
 #: Largest seed: torch generators take 64-bit seeds and each epoch's generator is seeded with
 #: ``seed * 1_000_003 + epoch``, which stays below 2**63 for 32-bit seeds.
@@ -124,6 +125,12 @@ class TrainConfig(Section):
     regularizer: RegularizerConfig = RegularizerConfig()
     hardware: HardwareRef = HardwareRef()
     train: TrainSection = TrainSection()
+    sparsity: SparsityConfig = SparsityConfig()
+
+    @model_validator(mode="after")
+    def _sparsity_phases(self) -> TrainConfig:
+        self.sparsity.check_epochs(self.train.qat_epochs)
+        return self
 
     @model_validator(mode="after")
     def _selection_needs_validation(self) -> TrainConfig:
@@ -140,14 +147,26 @@ class TrainConfig(Section):
             raise ValueError(str(unknown_name("model.name", self.model.name, MODELS)))
         if self.data.name not in DATASETS:
             raise ValueError(str(unknown_name("data.name", self.data.name, DATASETS)))
-        regs = ["none", *REGULARIZERS]
+        if self.regularizer.name == "prune":
+            raise ValueError(
+                "regularizer.name = 'prune': the network-level term is set in the sparsity "
+                "section (sparsity.sparsity, sparsity.lambda) and adds to regularizer, which "
+                "names the main term (none, hamming, l1, bits, energy)"
+            )
+        regs = ["none", *(r for r in REGULARIZERS if r != "prune")]
         if self.regularizer.name not in regs:
             raise ValueError(str(unknown_name("regularizer.name", self.regularizer.name, regs)))
         return self
 
     def to_plain(self) -> dict[str, Any]:
-        """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``).
+
+        A ``sparsity`` section at its defaults (no mask) is left out, so a dense run's
+        config reads as it did before the section existed and its saved run folders and
+        checkpoints still match it (resume, sweep reuse).
+        """
+        exclude = {"sparsity"} if self.sparsity == SparsityConfig() else None
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 
 def _parse_value(text: str) -> Any:

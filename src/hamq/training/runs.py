@@ -23,6 +23,7 @@ from hamq.errors import HamqError
 from hamq.files import load_json_file, load_yaml_file
 from hamq.models import build_model
 from hamq.quantization import quantize_model
+from hamq.sparsity.layers import restore_masks
 from hamq.training import checkpoint as ckpt
 from hamq.training.config import TrainConfig
 from hamq.training.trainer import CONFIG, MODEL, RECORD
@@ -177,5 +178,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"'{path / MODEL}' does not match its config ({detail[:200]}); "
             "restore the run's files or train it again"
         ) from None
+    restore_masks(model, cfg.sparsity, cfg.quant.skip, meta.get("masks"), f"'{path / MODEL}'")
     model.eval()
     return LoadedRun(path, cfg, model, record)

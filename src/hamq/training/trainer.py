@@ -34,7 +34,8 @@ from hamq.hardware.representation import check_layout
 from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
-from hamq.regularizers import Regularizer, build_regularizer
+from hamq.regularizers import Regularizer
+from hamq.sparsity import phases as sparsity
 from hamq.training import checkpoint as ckpt
 from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
@@ -162,9 +163,10 @@ def float_weights_path(init_from: str) -> Path:
 
 def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     state.conversion = quantize_model(state.model, cfg.quant)
+    sparsity.enter_qat(state.model, cfg)
     state.stage = "qat"
     state.optimizer = make_optimizer(state.model, cfg, "qat")
-    state.regularizer = build_regularizer(cfg.regularizer, hw)
+    state.regularizer = sparsity.run_regularizer(cfg, hw)
     if state.regularizer is not None:
         state.regularizer.attach(state.model)
 
@@ -262,6 +264,8 @@ def train_epoch(
     model.train()
     stage_start = 0 if state.stage == "float" else t.float_epochs
     stage_epochs = t.float_epochs if state.stage == "float" else t.qat_epochs
+    if state.stage == "qat":  # pruning splits QAT in two schedules (sparsity/phases.py)
+        stage_start, stage_epochs = sparsity.schedule_window(cfg, epoch)
     steps_per_epoch = max(1, data.train_x.shape[0] // cfg.data.batch_size)
     total_steps = stage_epochs * steps_per_epoch
     warmup = t.warmup_epochs * steps_per_epoch if state.stage == "float" else 0
@@ -342,6 +346,7 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     state = RunState(model=build_run_model(cfg, data).to(device))
     check_quantizable(state.model, cfg)
+    sparsity.check_run(state.model, cfg)
     if cfg.train.init_from is not None:
         path = float_weights_path(cfg.train.init_from)
         tensors, _ = ckpt.load_checkpoint(path)
@@ -374,6 +379,7 @@ def train_run(
             meta = {"epoch": epoch - 1, "stage": "float", "config": cfg.to_plain()}
             ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
             _enter_qat(state, cfg, hw)
+        sparsity.before_epoch(state.model, state.optimizer, cfg, epoch)
         losses = train_epoch(state, cfg, data, epoch, device)
         val = evaluate(state.model, data, cfg.data.eval_batch_size, split="val")
         has_val = data.val_samples > 0
@@ -385,7 +391,12 @@ def train_run(
         }
         state.history.append(entry)
         bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", val=f"{val:.3f}")
-        if cfg.train.select == "best_val" and state.stage == "qat" and val >= state.best_val:
+        if (
+            cfg.train.select == "best_val"
+            and state.stage == "qat"
+            and sparsity.selectable(cfg, epoch)
+            and val >= state.best_val
+        ):
             # keep this epoch's weights before the checkpoint names it as the best
             state.best_epoch, state.best_val = epoch, val
             best_meta = {"epoch": epoch, "stage": "qat", "config": cfg.to_plain()}
@@ -397,6 +408,7 @@ def train_run(
     bar.close()
     wall_s = time.perf_counter() - started
     selected = _select_weights(out, state, cfg, device)
+    masks = sparsity.finish(state.model, cfg)
     correct, n_test = count_correct(state.model, data, cfg.data.eval_batch_size)
     evaluation = {
         "select": cfg.train.select,
@@ -419,6 +431,8 @@ def train_run(
         evaluation,
     )
     final_meta = {"epoch": selected, "stage": "qat", "config": cfg.to_plain()}
+    if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
+        final_meta["masks"] = record["masks"] = masks
     record["model_sha256"] = ckpt.save_checkpoint(
         out / MODEL, dict(state.model.state_dict()), final_meta
     )

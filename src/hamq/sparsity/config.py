@@ -1,0 +1,153 @@
+"""The ``sparsity`` section of a run config: LFSR masks, the ``prune`` term and its phases."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, field_validator, model_validator
+
+from hamq.config_base import Section
+from hamq.sparsity.lfsr import DEFAULT_POLY, FORMS, Form, check_poly, check_seed
+from hamq.sparsity.masks import sparsity_fraction
+
+
+def _check_sparsity(v: float) -> float:
+    sparsity_fraction(v)  # ValueError outside [0, 1)
+    return v
+
+
+class LayerSparsity(Section):
+    """A per-layer override; a field left out (null) takes the section's value.
+
+    sparsity: fraction of this layer's weights pruned, in [0, 1) (0 = keep it dense).
+    seed: LFSR start state for this layer, in ``1 .. 2**n - 1`` (n = the degree of ``poly``).
+    """
+
+    sparsity: float | None = None
+    seed: int | None = Field(None, ge=1)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float | None) -> float | None:
+        return None if v is None else _check_sparsity(v)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> LayerSparsity:
+        if self.sparsity is None and self.seed is None:
+            raise ValueError("a layer override sets nothing; give sparsity and/or seed")
+        return self
+
+
+class SparsityConfig(Section):
+    """Network-level sparsity with LFSR-regenerated masks (``docs/sparsity.md``).
+
+    The run keeps its masks as these parameters (per layer: polynomial, seed, sparsity),
+    never as indices; every mask is rebuilt from them by the rule of ``sparsity/masks.py``.
+
+    sparsity: fraction of each quantized layer's weights pruned, in [0, 1); 0 (the
+        default) leaves every layer dense unless ``layers`` says otherwise.
+    poly: exponents of the LFSR feedback polynomial's non-constant terms (the constant 1
+        is implied): ``[9, 4]`` is x^9 + x^4 + 1, primitive (period 511). A polynomial
+        that is not primitive is accepted with a warning giving its period, and is an
+        error for a layer that its shorter cycle cannot cover.
+    seed: the register's start state at each layer's first weight, in ``1 .. 2**n - 1``.
+    form: ``fibonacci`` (external XOR) or ``galois`` (internal XOR) register; the same
+        polynomial gives a different order of states, hence a different mask.
+    layers: per-layer overrides keyed by layer name (as in ``model.named_modules()``, e.g.
+        ``features.3``): ``{sparsity: 0.9, seed: 7}``; a name that is not a quantized layer
+        is an error naming the closest one. On the command line give the whole mapping:
+        ``--set 'sparsity.layers={features.3: {sparsity: 0.9}}'``.
+    lambda: weight of the ``prune`` term, lambda * sum over layers of the L2 norm of the
+        integer-unit weights outside the mask (``regularizers/prune.py``), during the QAT
+        epochs before the masks are fixed; 0 = prune with no regularized phase.
+    finetune_epochs: the last ``finetune_epochs`` of ``train.qat_epochs`` run with the
+        masks fixed (pruned weights exactly 0, their gradients masked); null = half of
+        ``train.qat_epochs``, rounded up. The QAT epochs before them are the regularized
+        phase; the masks are fixed at the start of the first fine-tune epoch.
+    """
+
+    sparsity: float = 0.0
+    poly: tuple[int, ...] = DEFAULT_POLY
+    seed: int = Field(1, ge=1)
+    form: Form = "fibonacci"
+    layers: dict[str, LayerSparsity] = Field(default_factory=dict)
+    lambda_: float = Field(0.0, ge=0, alias="lambda")
+    finetune_epochs: int | None = Field(None, ge=1)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float) -> float:
+        return _check_sparsity(v)
+
+    @field_validator("poly")
+    @classmethod
+    def _poly(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        return check_poly(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SparsityConfig:
+        check_seed(self.seed, self.poly)
+        for name, layer in self.layers.items():
+            if layer.seed is None:
+                continue
+            try:
+                check_seed(layer.seed, self.poly)
+            except ValueError as err:
+                raise ValueError(f"sparsity.layers.{name}.seed: {err}") from None
+            if (layer.sparsity if layer.sparsity is not None else self.sparsity) == 0:
+                raise ValueError(
+                    f"sparsity.layers.{name}.seed is set but the layer has sparsity 0, so no "
+                    f"mask is made; give it a sparsity above 0 or drop the seed"
+                )
+        if not self.enabled:
+            # Never accept an option that would be silently ignored.
+            unused = [
+                f
+                for f, default in (
+                    ("poly", DEFAULT_POLY),
+                    ("seed", 1),
+                    ("form", "fibonacci"),
+                    ("lambda", 0.0),
+                    ("finetune_epochs", None),
+                )
+                if getattr(self, "lambda_" if f == "lambda" else f) != default
+            ]
+            if unused:
+                raise ValueError(
+                    f"sparsity.{unused[0]} is set but every layer has sparsity 0, so no mask "
+                    f"is made; set sparsity.sparsity (or a layer's) above 0"
+                )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """True when some layer gets a mask (a sparsity above 0)."""
+        return self.sparsity > 0 or any(
+            (x.sparsity if x.sparsity is not None else self.sparsity) > 0
+            for x in self.layers.values()
+        )
+
+    def finetune(self, qat_epochs: int) -> int:
+        """Fine-tune epochs (masks fixed) out of ``qat_epochs``."""
+        if self.finetune_epochs is not None:
+            return self.finetune_epochs
+        return math.ceil(qat_epochs / 2)
+
+    def check_epochs(self, qat_epochs: int) -> None:
+        """ValueError when the phases do not fit ``qat_epochs``."""
+        if not self.enabled:
+            return
+        ft = self.finetune(qat_epochs)
+        if ft > qat_epochs:
+            raise ValueError(
+                f"sparsity.finetune_epochs = {ft} exceeds train.qat_epochs = {qat_epochs}"
+            )
+        if self.lambda_ > 0 and ft == qat_epochs:
+            raise ValueError(
+                f"sparsity.lambda = {self.lambda_} acts before the masks are fixed, but "
+                f"sparsity.finetune_epochs = train.qat_epochs = {qat_epochs} leaves no epoch "
+                f"for it; lower finetune_epochs or set lambda to 0"
+            )
+
+
+__all__ = ["FORMS", "LayerSparsity", "SparsityConfig"]

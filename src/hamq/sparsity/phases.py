@@ -1,0 +1,111 @@
+"""The training loop's sparsity hooks: regularized QAT, hard pruning, fine-tuning.
+
+With sparsity in the run config the QAT stage of ``train.qat_epochs`` epochs runs in two
+phases (``docs/sparsity.md``):
+
+1. *regularized*: the first ``qat_epochs - finetune_epochs`` epochs train with the main
+   ``regularizer`` plus, when ``sparsity.lambda > 0``, the ``prune`` term pushing the
+   weights outside the LFSR masks toward 0; the masks are attached but do not act yet.
+2. *fine-tune*: at the start of the next epoch the masks are fixed (hard pruning: weights
+   outside set to exactly 0); from then on the quantized forward multiplies the weight by
+   its mask, so those weights get no gradient, and an optimizer post-step hook zeroes them
+   again after every step (Adam's momentum from phase 1 and weight decay would move them).
+
+Why one QAT stage split in two, not a third stage: the optimizer, the checkpoint and the
+resume logic stay those of QAT; only the learning-rate schedule restarts, each phase running
+its own (cosine: from ``qat_lr`` to 0), because a fine-tune on the tail of one schedule
+barely recovers (digits, sparsity 0.5: 91.7% on the tail, 94.7% restarted; 0.8: 48.9% and
+61.1%). Why fixed at an epoch boundary: each
+checkpoint then holds either dense or fully pruned weights, and a resumed run re-fixes the
+masks from the epoch number alone. With ``train.select = best_val`` only fine-tune epochs
+can be kept, so the reported weights always satisfy their masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hamq.hardware.spec import HardwareSpec
+from hamq.regularizers import Regularizer, RegularizerConfig, RegularizerSum, build_regularizer
+from hamq.sparsity import layers
+from hamq.training.config import TrainConfig
+
+
+def prune_epoch(cfg: TrainConfig) -> int | None:
+    """The epoch (counted over the whole run) at whose start the masks are fixed; None
+    without sparsity."""
+    if not cfg.sparsity.enabled:
+        return None
+    t = cfg.train
+    return t.float_epochs + t.qat_epochs - cfg.sparsity.finetune(t.qat_epochs)
+
+
+def check_run(model: nn.Module, cfg: TrainConfig) -> None:
+    """Before any training: every mask of the (float) model can be made; warns about a
+    polynomial that is not primitive."""
+    layers.check_config(model, cfg.quant, cfg.sparsity)
+
+
+def enter_qat(model: nn.Module, cfg: TrainConfig) -> None:
+    """After conversion: attach each quantized layer's mask (not fixed yet)."""
+    if cfg.sparsity.enabled:
+        layers.attach_masks(model, layers.resolve_masks(model, cfg.sparsity, cfg.quant.skip))
+
+
+def run_regularizer(cfg: TrainConfig, hw: HardwareSpec) -> Regularizer | None:
+    """The run's loss terms: the main ``regularizer`` and, with ``sparsity.lambda > 0``,
+    ``prune``; None when there is neither, their sum when there are both."""
+    terms = [build_regularizer(cfg.regularizer, hw)]
+    if cfg.sparsity.enabled:
+        prune_cfg = RegularizerConfig(name="prune", **{"lambda": cfg.sparsity.lambda_})
+        terms.append(build_regularizer(prune_cfg, hw))
+    present = [t for t in terms if t is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else RegularizerSum(present)
+
+
+def before_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None, cfg: TrainConfig, epoch: int
+) -> None:
+    """At the start of every epoch: from the prune epoch on, fix the masks (idempotent, so
+    a resumed run re-fixes them) and hook the optimizer to keep pruned weights at 0."""
+    start = prune_epoch(cfg)
+    if start is None or epoch < start:
+        return
+    layers.fix_masks(model)
+    if optimizer is not None:
+        layers.zero_pruned_after_step(optimizer, model)
+
+
+def schedule_window(cfg: TrainConfig, epoch: int) -> tuple[int, int]:
+    """(first epoch, epochs) of the learning-rate schedule that QAT epoch ``epoch`` is in:
+    the whole QAT stage, or with sparsity the regularized phase or the fine-tune, each a
+    schedule of its own (the fine-tune restarts at ``qat_lr``)."""
+    t = cfg.train
+    start = prune_epoch(cfg)
+    if start is None:
+        return t.float_epochs, t.qat_epochs
+    if epoch < start:
+        return t.float_epochs, start - t.float_epochs
+    return start, t.float_epochs + t.qat_epochs - start
+
+
+def selectable(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether ``train.select = best_val`` may keep this epoch (masks fixed by then)."""
+    start = prune_epoch(cfg)
+    return start is None or epoch >= start
+
+
+def finish(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]] | None:
+    """After training, on the kept weights: fix the masks, check that the weights satisfy
+    them, and return what the run stores of them (None without sparsity)."""
+    if not cfg.sparsity.enabled:
+        return None
+    masks = layers.resolve_masks(model, cfg.sparsity, cfg.quant.skip)
+    layers.check_weights(model, masks, "the trained model")
+    layers.fix_masks(model)
+    return layers.masks_to_meta(masks)
