@@ -124,10 +124,14 @@ class AdcTransfer:
 
     def convert(self, p: torch.Tensor) -> torch.Tensor:
         """Converted values of bitline sums ``p`` (float tensor, any shape; a new tensor)."""
+        return self.convert_(p.clone())
+
+    def convert_(self, p: torch.Tensor) -> torch.Tensor:
+        """:meth:`convert` in place (``p`` is overwritten and returned)."""
         top = float(2**self.bits - 1)
         if self.step == 1.0:
-            return p.clamp(max=top)
-        return torch.round(p / self.step).clamp_(0.0, top).mul_(self.step)
+            return p.clamp_(max=top)
+        return p.div_(self.step).round_().clamp_(0.0, top).mul_(self.step)
 
 
 def full_scale_transfer(bits: int, p_max: int) -> AdcTransfer:
@@ -230,6 +234,7 @@ def _converted_columns(
     g, v, k = vectors.shape
     cols = levels.shape[-1]
     t = ceil_div(k, tile_rows)
+    tile_rows = min(tile_rows, k)  # a layer shorter than the array pads nothing
     pad = t * tile_rows - k
     kk = schedule.bits_per_cycle
     top_level = float(levels.max()) if levels.numel() else 0.0
@@ -257,9 +262,12 @@ def _converted_columns(
             if observe is not None:
                 observe(sums)
             if adc is not None:
-                sums = adc.convert(sums)
-            tile_sum = sums.reshape(g, t, v, cols).sum(1, dtype=acc_dtype)
-            pass_sum.mul_(2**kk).add_(tile_sum)
+                adc.convert_(sums)  # sums is this digit's own buffer
+            if t == 1 and dtype == acc_dtype:
+                tile_sum = sums.reshape(g, v, cols)
+            else:
+                tile_sum = sums.reshape(g, t, v, cols).sum(1, dtype=acc_dtype)
+            pass_sum = tile_sum.add_(pass_sum, alpha=2**kk)  # Horner step, in place
         out.add_(pass_sum, alpha=sign)
     return out.to(torch.float64)
 

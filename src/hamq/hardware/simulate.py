@@ -38,6 +38,7 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hamq.errors import HamqError
@@ -47,6 +48,7 @@ from hamq.hardware.crossbar import (
     crossbar_mvm,
     full_scale_transfer,
     lossless_bits,
+    lossless_columns,
     place_values,
     word_offset,
 )
@@ -87,6 +89,8 @@ class LayerSim:
         self.transfer: AdcTransfer | None = None  # None: ideal
         self.histogram: torch.Tensor | None = None  # counting (calibration running)
         self.calibration: torch.Tensor | None = None  # the last calibration's histogram
+        self.weights = codes.to(torch.float64)  # exact integers, for lossless layers
+        self._lossless: dict[AdcTransfer, bool] = {}
 
     @property
     def lossless_bits(self) -> int:
@@ -101,9 +105,31 @@ class LayerSim:
         assert self.histogram is not None
         self.histogram += torch.bincount(sums.reshape(-1).long(), minlength=self.p_max + 1)
 
+    def provably_lossless(self) -> bool:
+        """Whether every conversion of the layer is exact with its transfer (then the
+        crossbar computes the integer convolution, which :meth:`accumulate` does
+        directly)."""
+        if self.transfer is None:
+            return True
+        if self.transfer not in self._lossless:
+            mask = lossless_columns(self.levels, self.schedule, self.mapping.tile_rows,
+                                    self.transfer)  # fmt: skip
+            self._lossless[self.transfer] = bool(mask.all())
+        return self._lossless[self.transfer]
+
+    def _integer_product(self, codes: torch.Tensor) -> torch.Tensor:
+        m = self.mapping
+        x, w = codes.to(torch.float64), self.weights
+        if m.conv is None:
+            return F.linear(x, w)
+        c = m.conv
+        return F.conv2d(x, w, None, c.stride, c.padding, c.dilation, m.groups)
+
     def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
         """The crossbar's integer accumulations for a batch of input codes, float64, in
         the layout of the layer's output (``(B, C_out, H', W')`` or ``(..., C_out)``)."""
+        if self.histogram is None and self.provably_lossless():
+            return self._integer_product(codes)
         m = self.mapping
         per_sample = max(1, codes[0].numel()) * m.cols * m.row_tiles
         chunk = max(1, _CHUNK_ELEMENTS // per_sample)
