@@ -1,8 +1,9 @@
 """``hamq demo``: the README's main job on the embedded default (digits, no download).
 
 Trains a baseline, an L1 model and HamQ at a few lambdas with the same seed, then prints
-one table: accuracy, exact ON cells, reductions against the baseline, and the modeled
-crossbar energy per inference (E_cb and E_cb&AD). Runs are ordinary run folders under
+one table: accuracy (ideal, and as the crossbars of ``rram-1b`` compute it through their
+ADCs), exact ON cells, reductions against the baseline, and the modeled crossbar energy per
+inference (E_cb and E_cb&AD). Runs are ordinary run folders under
 ``--out``; rerunning reuses the finished ones.
 """
 
@@ -28,8 +29,10 @@ def demo_sweep(quick: bool = False) -> SweepConfig:
     base = {k: dict(v) if isinstance(v, dict) else v for k, v in DEMO_BASE.items()}
     if quick:
         base["train"] = {**base["train"], "float_epochs": 5, "qat_epochs": 5}
-        return SweepConfig(base=base, l1=[0.02], hamming=[1.0], energy_samples=64)
-    return SweepConfig(base=base, l1=[0.02, 0.05], hamming=[0.5, 2.0, 8.0], energy_samples=360)
+        return SweepConfig(base=base, l1=[0.02], hamming=[1.0], energy_samples=64, crossbar=True)
+    return SweepConfig(
+        base=base, l1=[0.02, 0.05], hamming=[0.5, 2.0, 8.0], energy_samples=360, crossbar=True
+    )
 
 
 def default_out() -> Path:

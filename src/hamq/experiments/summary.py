@@ -29,10 +29,16 @@ from hamq.experiments.stats import (
 
 # The metrics summarized per (bit width, regularizer, lambda): changes against the baseline
 # (Δacc in pp, reductions as fractions) ...
-METRICS = ("accuracy_delta_pp", "cells_on_reduction", "e_cb_reduction", "e_cb_ad_reduction")
+METRICS = (
+    "accuracy_delta_pp",
+    "cells_on_reduction",
+    "e_cb_reduction",
+    "e_cb_ad_reduction",
+    "crossbar_delta_pp",
+)
 # ... and the levels themselves (accuracy as a fraction, ON cells, energies in joules per
 # inference), for plots.
-LEVELS = ("accuracy", "cells_on", "e_cb_j", "e_cb_ad_j")
+LEVELS = ("accuracy", "cells_on", "e_cb_j", "e_cb_ad_j", "crossbar_accuracy")
 # Accuracy-loss budgets (pp) the report quotes: the losses the HamQ paper reports its
 # reductions at (1.5 pp ResNet-18, 2.6 pp DS-CNN 8-bit, 3.5 pp DS-CNN 6-bit) and two tighter.
 LOSS_BUDGETS_PP = (0.5, 1.0, 1.5, 2.6, 3.5)

@@ -14,6 +14,7 @@ A sweep file (YAML)::
       - {name: sin-2, set: [regularizer.name=hamming, regularizer.surrogate=sin]}
     energy_hw: rram-1b              # hardware for the energy columns (default: each run's own)
     energy_samples: 1000            # test samples the energy is measured on
+    crossbar: false                 # also the accuracy as the crossbars compute it (slower)
     share_float: true               # float pre-training once per seed, reused by all runs
 
 With ``share_float`` the first run of each seed trains its float stage and saves
@@ -104,6 +105,7 @@ class SweepConfig(Section):
     share_float: bool = True
     energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
+    crossbar: bool = False
 
     @model_validator(mode="after")
     def _grid(self) -> SweepConfig:
@@ -159,14 +161,21 @@ def run_config(sweep: SweepConfig, overrides: list[str]) -> TrainConfig:
     return validate(TrainConfig, apply_overrides(sweep.base, overrides), source="sweep run")
 
 
-EnergyFn = Callable[[Path, str | None, int], dict[str, Any] | None]
+EnergyFn = Callable[[Path, str | None, int, bool], dict[str, Any] | None]
 
 
-def measure_energy(run_dir: Path, hw: str | None, samples: int) -> dict[str, Any] | None:
+def measure_energy(
+    run_dir: Path, hw: str | None, samples: int, crossbar: bool = False
+) -> dict[str, Any] | None:
     """Per-inference energy of a finished run on at most ``samples`` test samples, on ``hw``
     (a preset or file) or, when None, on the hardware the run recorded; cached in
-    ``energy.json`` (keyed by the resolved hardware description and the sample count)."""
+    ``energy.json`` (keyed by the resolved hardware description, the sample count and
+    ``crossbar``). With ``crossbar`` (or an ``optimized`` ADC policy) the crossbar
+    accuracy on the same samples is measured too (``training.crossbar_eval``), and each
+    layer's conversions cost its planned ADC bits."""
     from hamq.hardware.estimate import estimate_energy
+    from hamq.quantization.convert import quantized_layers
+    from hamq.training.crossbar_eval import adc_bits_of, crossbar_evaluation
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
 
@@ -176,15 +185,28 @@ def measure_energy(run_dir: Path, hw: str | None, samples: int) -> dict[str, Any
     cache = run_dir / "energy.json"
     if cache.exists():
         cached = json.loads(cache.read_text())
-        if cached.get("_hw_spec") == spec and cached.get("_requested_samples") == samples:
+        if (
+            cached.get("_hw_spec") == spec
+            and cached.get("_requested_samples") == samples
+            and bool(cached.get("_crossbar")) == crossbar
+        ):
             return cached
-    report = estimate_energy(run.model, run.data(), resolved.spec, samples=samples)
+    names = [n for n, _ in quantized_layers(run.model)]
+    xb = None
+    if crossbar or any(resolved.spec.adc_policy(n)[0] == "optimized" for n in names):
+        xb = crossbar_evaluation(run.model, run.data(), resolved.spec, test_samples=samples)
+    bits = None if xb is None else adc_bits_of(xb)
+    report = estimate_energy(run.model, run.data(), resolved.spec, samples=samples,
+                             adc_bits=bits)  # fmt: skip
     result = {
         **report.to_dict(),
         "_hw": resolved.source,
         "_hw_spec": spec,
         "_requested_samples": samples,
+        "_crossbar": crossbar,
     }
+    if xb is not None:
+        result["crossbar"] = xb
     atomic_write_text(cache, json.dumps(result, indent=2))
     return result
 
@@ -309,10 +331,12 @@ def train_and_measure(
             cells_total=record["cells"]["total"],
             hw_hist=_total_hw_hist(record),
         )
-        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples)
+        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples, sweep.crossbar)
         if energy is not None:
             t = energy["totals"]
             row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
+            if "crossbar" in energy:
+                row.update(crossbar_accuracy=energy["crossbar"]["crossbar_accuracy"])
     except HamqError as err:
         row.update(status=f"failed: {err}")
     except Exception as err:  # a broken run must not stop the sweep
@@ -359,6 +383,8 @@ def add_reductions(rows: list[dict[str, Any]]) -> None:
         for key in ("e_cb_j", "e_cb_ad_j"):
             if key in r and key in b:
                 r[f"{key[:-2]}_reduction"] = 1 - r[key] / b[key]
+        if r.get("crossbar_accuracy") is not None and b.get("crossbar_accuracy") is not None:
+            r["crossbar_delta_pp"] = 100 * (r["crossbar_accuracy"] - b["crossbar_accuracy"])
 
 
 COLUMNS = [
@@ -383,6 +409,8 @@ COLUMNS = [
     "e_total_j",
     "e_cb_reduction",
     "e_cb_ad_reduction",
+    "crossbar_accuracy",
+    "crossbar_delta_pp",
     "overrides",
 ]
 
@@ -409,7 +437,9 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
     ok = [r for r in rows if r.get("status") == "ok"]
     has_energy = any("e_cb_j" in r for r in rows)
     has_n = any(r.get("test_samples") for r in ok)
-    head = ["run", "accuracy", *(["95% CI"] if has_n else []), "Δacc (pp)", "ON cells", "ON red."]
+    has_xb = any(r.get("crossbar_accuracy") is not None for r in ok)
+    head = ["run", "accuracy", *(["95% CI"] if has_n else []), "Δacc (pp)"]
+    head += [*(["crossbar acc."] if has_xb else []), "ON cells", "ON red."]
     units = {k: energy_unit(r.get(k) for r in ok) for k in ("e_cb_j", "e_cb_ad_j")}
     if has_energy:
         head += [f"E_cb ({units['e_cb_j'][0]})", f"E_cb&AD ({units['e_cb_ad_j'][0]})"]
@@ -424,8 +454,11 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
             n = int(r.get("test_samples") or 0)
             ci = wilson_interval(round(r["accuracy"] * n), n) if n else None
             cells.append("" if ci is None else f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]")
+        cells.append(_fmt(r.get("accuracy_delta_pp"), "{:+.2f}"))
+        if has_xb:
+            xb = r.get("crossbar_accuracy")
+            cells.append("" if xb is None else f"{100 * xb:.2f}%")
         cells += [
-            _fmt(r.get("accuracy_delta_pp"), "{:+.2f}"),
             str(r["cells_on"]),
             _pct(r.get("cells_on_reduction")),
         ]
@@ -434,11 +467,13 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
             cells += [_pct(r.get("e_cb_reduction")), _pct(r.get("e_cb_ad_reduction"))]
         lines.append("| " + " | ".join(cells) + " |")
     if notes:
-        lines += ["", *_column_notes(ok, has_energy, has_n)]
+        lines += ["", *_column_notes(ok, has_energy, has_n, has_xb)]
     return "\n".join(lines)
 
 
-def _column_notes(ok: list[dict[str, Any]], has_energy: bool, has_n: bool) -> list[str]:
+def _column_notes(
+    ok: list[dict[str, Any]], has_energy: bool, has_n: bool, has_xb: bool = False
+) -> list[str]:
     """One line per column of :func:`format_table`, and what the method names mean."""
     notes = ["- accuracy: top-1 accuracy on the test set."]
     if has_n:
@@ -458,6 +493,14 @@ def _column_notes(ok: list[dict[str, Any]], has_energy: bool, has_n: bool) -> li
     notes += [
         "- Δacc (pp): accuracy minus the baseline's (same bit width and seed), in "
         "percentage points.",
+        *(
+            [
+                "- crossbar acc.: test accuracy as the crossbars compute it, every partial "
+                "sum through the layer's ADC (docs/crossbar.md), on the energy samples."
+            ]
+            if has_xb
+            else []
+        ),
         "- ON cells: crossbar cells storing a non-zero level, counted exactly from the stored "
         "weights; ON red.: fewer ON cells than the baseline, in %.",
     ]
