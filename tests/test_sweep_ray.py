@@ -218,7 +218,13 @@ def test_killed_trials_resume_or_are_recorded_without_harming_the_others(
         assert (OUT / "w8-baseline.died").is_file()
     baseline, doomed = rows
     # Restarted, the baseline resumed its run folder and equals an uninterrupted run.
-    reductions = ("accuracy_delta_pp", "cells_on_reduction", "e_cb_reduction", "e_cb_ad_reduction")
+    reductions = (
+        "accuracy_delta_pp",
+        "cells_on_reduction",
+        "e_cb_reduction",
+        "e_cb_ad_reduction",
+        "crossbar_delta_pp",
+    )
     assert baseline == {k: v for k, v in local_rows[0].items() if k not in reductions}
     assert record(tmp_path / OUT / "w8-baseline") == record(local_out / "w8-baseline")
     assert [h["epoch"] for h in record(tmp_path / OUT / "w8-baseline")["history"]] == [0, 1]

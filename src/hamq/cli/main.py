@@ -25,7 +25,7 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands to ``cli``; imported here so ``hamq --help`` lists all.
-    from hamq.cli import energy_cmd, train_cmd  # noqa: F401
+    from hamq.cli import energy_cmd, study_cmd, train_cmd  # noqa: F401
 
 
 def _error(message: str) -> None:
