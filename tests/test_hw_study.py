@@ -60,6 +60,9 @@ def test_every_cell_is_measured_once_and_resumed(tmp_path: Path) -> None:
     (tmp_path / "out" / "cells" / "w8-base-s1__fast.json").unlink()
     run_study(cfg, tmp_path / "out", tmp_path, lambda s: None, _fake_measure(calls))
     assert calls[-1] == ("w8-base-s1", "fast") and len(calls) == 5
+    changed = cfg.model_copy(update={"samples": 10})
+    run_study(changed, tmp_path / "out", tmp_path, lambda s: None, _fake_measure(calls))
+    assert len(calls) == 9  # measured another way: every cell again
     summary = summarize(cells, "naive")
     fast = next(e for e in summary if e["variant"] == "fast")
     assert fast["setting"] == "w8-base" and fast["runs"] == 2

@@ -15,7 +15,9 @@ bits) for E_cb, E_adc, E_cb&AD, TOPS/W, cycles and the mapped arrays::
     calibration_samples: 500            # calibration (validation) samples per ADC plan
 
 Each (run, variant) result is written atomically to ``OUT/cells/<run>__<variant>.json`` as
-soon as it is measured, so an interrupted study resumes where it stopped; ``study.json``
+soon as it is measured, with what it was measured from (run folder, variant, sample
+counts), so an interrupted study resumes where it stopped and a changed one re-measures
+only what changed; ``study.json``
 and ``study.md`` are rewritten from the cells at the end.
 """
 
@@ -160,13 +162,19 @@ def run_study(
     for run_dir in runs:
         for v in cfg.variants:
             path = cells_dir / f"{run_dir.name}__{v.name}.json"
+            key = {
+                "source": str(run_dir.resolve()),
+                "variant": v.model_dump(mode="json"),
+                "samples": cfg.samples,
+                "calibration_samples": cfg.calibration_samples,
+            }
             if path.is_file():
                 cell = json.loads(path.read_text())
-                if cell.get("_source") == str(run_dir.resolve()):
+                if cell.get("_key") == key:  # measured the same way: keep
                     cells.append(cell)
                     continue
             cell = measure_fn(run_dir, v, cfg.samples, cfg.calibration_samples)
-            cell["_source"] = str(run_dir.resolve())
+            cell["_key"] = key
             atomic_write_text(path, json.dumps(cell, indent=2))
             log(
                 f"{run_dir.name} on {v.name}: crossbar {100 * cell['crossbar_accuracy']:.2f}% "
