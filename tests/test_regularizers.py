@@ -341,7 +341,7 @@ def test_envelope_options_are_validated(fields: dict, message: str) -> None:
 
 
 def test_unused_surrogate_options_are_refused_for_l1_but_stored_defaults_load() -> None:
-    with pytest.raises(ValueError, match="slope is used by hamming, bits and energy only"):
+    with pytest.raises(ValueError, match="slope is used by hamming, bits, energy and columns only"):
         RegularizerConfig(name="l1", slope=0.2)
     with pytest.raises(ValueError, match="surrogate sin is used by hamming and bits only"):
         RegularizerConfig(name="l1", surrogate="sin")

@@ -14,7 +14,7 @@ from hamq.regularizers.base import (
 )
 
 # Importing the modules registers them.
-from hamq.regularizers import bits, energy, hamming, l1, prune  # noqa: F401  isort: skip
+from hamq.regularizers import bits, columns, energy, hamming, l1, prune  # noqa: F401  isort: skip
 
 __all__ = [
     "REGULARIZERS",

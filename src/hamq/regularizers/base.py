@@ -13,12 +13,16 @@ from hamq.config_base import Section
 from hamq.errors import unknown_name
 from hamq.hardware.spec import HardwareSpec
 
+_TABLE_USERS = "hamming, bits, energy and columns"
+
 
 class RegularizerConfig(Section):
     """Which regularizer, and how strongly.
 
     name: ``none``, ``hamming`` (HamQ), ``l1``, ``bits`` (twofold bit sparsity: the
-        two's-complement bits of the weights) or ``energy`` (modeled crossbar energy). The
+        two's-complement bits of the weights), ``energy`` (modeled crossbar energy) or
+        ``columns`` (group sparsity over the cells each ADC conversion reads, so whole
+        cell columns of a row tile turn OFF; see ``regularizers/columns.py``). The
         network-level ``prune`` term is set in the ``sparsity`` section and adds to this one.
     lambda: weight of the term in the loss (>= 0).
     surrogate: for ``hamming`` and ``bits`` (``energy``: ``interp`` or ``envelope``):
@@ -43,23 +47,19 @@ class RegularizerConfig(Section):
         # Never accept an option that would be silently ignored. Run folders store the whole
         # config, defaults included; hamq < 0.2 stored ``surrogate: interp`` (then the
         # default) for every regularizer, so that value stays accepted where it is unused.
-        uses_table = self.name in ("hamming", "bits", "energy")
+        uses_table = self.name in ("hamming", "bits", "energy", "columns")
         if self.surrogate == "sin" and self.name not in ("hamming", "bits"):
             raise ValueError(
                 f"regularizer.surrogate sin is used by hamming and bits only, not {self.name}"
             )
         if self.surrogate not in ("envelope", "interp") and not uses_table:
             raise ValueError(
-                f"regularizer.surrogate is used by hamming, bits and energy only, not {self.name}"
+                f"regularizer.surrogate is used by {_TABLE_USERS} only, not {self.name}"
             )
         if self.smooth != 4.0 and not uses_table:
-            raise ValueError(
-                f"regularizer.smooth is used by hamming, bits and energy only, not {self.name}"
-            )
+            raise ValueError(f"regularizer.smooth is used by {_TABLE_USERS} only, not {self.name}")
         if self.slope != 0.1 and not uses_table:
-            raise ValueError(
-                f"regularizer.slope is used by hamming, bits and energy only, not {self.name}"
-            )
+            raise ValueError(f"regularizer.slope is used by {_TABLE_USERS} only, not {self.name}")
         if self.slope != 0.1 and self.surrogate != "envelope":
             raise ValueError(
                 "regularizer.slope is used by surrogate envelope (the default) only, "
