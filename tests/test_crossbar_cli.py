@@ -31,11 +31,15 @@ def test_eval_crossbar_reports_both_accuracies_and_keeps_the_plan(
     names = [layer["name"] for layer in out["layers"]]
     assert [a["name"] for a in xb["adc"]] == names
     assert all(a["bits"] == 3 and a["policy"] == "fixed" for a in xb["adc"])
-    assert any(a["range_from"] == "percentile 99.99" for a in xb["adc"])
+    assert any(a["range_from"] == "mse" for a in xb["adc"])
     saved = list((run_copy / "crossbar").glob("*.json"))
     assert len(saved) == 1
     kept = json.loads(saved[0].read_text())
     assert kept["adc"] == xb["adc"] and kept["hardware_spec"]["adc"]["bits"] == 3
+    pct = run_json(["eval", str(run_copy), "--crossbar", "--set", "adc.bits=3",
+                    "--set", "adc.calibration=percentile"], capsys)  # fmt: skip
+    assert any(a["range_from"] == "percentile 99.99" for a in pct["crossbar"]["adc"])
+    assert len(list((run_copy / "crossbar").glob("*.json"))) == 2  # one file per hardware
 
 
 def test_full_adc_policy_computes_the_ideal_network(
