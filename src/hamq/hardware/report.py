@@ -36,6 +36,7 @@ class EnergyReport:
         t["e_total_j"] = t["e_cb_j"] + t["e_adc_j"] + t["e_periph_j"]
         t["tops_per_w"] = tops_per_w(t["macs"], t["e_total_j"])
         t["tiles"] = float(sum(layer.tiles for layer in self.layers))
+        t["mapped_cols"] = float(sum(layer.mapped_cols for layer in self.layers))
         return t
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,15 +55,16 @@ class EnergyReport:
         uj = 1e6
         head = (
             f"{'layer':<24} {'rows':>5} {'cols':>5} {'grp':>4} {'tiles':>5} {'util':>6} "
-            f"{'on':>6} {'E_cb uJ':>10} {'E_adc uJ':>10} {'E_cb&AD uJ':>11} "
+            f"{'on':>6} {'adc':>3} {'E_cb uJ':>10} {'E_adc uJ':>10} {'E_cb&AD uJ':>11} "
             f"{'E_per uJ':>9} {'cycles':>10}"
         )
         lines = [head, "-" * len(head)]
         for r in self.layers:
             lines.append(
                 f"{r.name[-24:]:<24} {r.rows:>5} {r.cols:>5} {r.groups:>4} {r.tiles:>5} "
-                f"{r.utilization:>6.1%} {r.on_fraction:>6.1%} {r.e_cb_j * uj:>10.4g} "
-                f"{r.e_adc_j * uj:>10.4g} {(r.e_cb_j + r.e_adc_j) * uj:>11.4g} "
+                f"{r.utilization:>6.1%} {r.on_fraction:>6.1%} {r.adc_bits:>3} "
+                f"{r.e_cb_j * uj:>10.4g} {r.e_adc_j * uj:>10.4g} "
+                f"{(r.e_cb_j + r.e_adc_j) * uj:>11.4g} "
                 f"{r.e_periph_j * uj:>9.3g} {r.cycles:>10.4g}"
             )
         t = self.totals()
@@ -80,7 +82,8 @@ class EnergyReport:
             f"  E_periph {t['e_periph_j'] * uj:.4g} uJ",
             f"  E_total  {t['e_total_j'] * uj:.4g} uJ",
             f"  cycles {t['cycles']:.4g}, latency {t['latency_s'] * 1e6:.4g} us, "
-            f"MACs {t['macs']:.4g}, {t['tops_per_w']:.4g} TOPS/W, {int(t['tiles'])} tiles",
+            f"MACs {t['macs']:.4g}, {t['tops_per_w']:.4g} TOPS/W, {int(t['tiles'])} tiles "
+            f"({int(t['mapped_cols'])} columns mapped); 'adc': each layer's ADC bits",
         ]
         return "\n".join(lines)
 
