@@ -111,3 +111,14 @@ def test_cli_refuses_a_missing_study_file(
 ) -> None:
     refused(capsys, ["study", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")],
             ["nope.yaml"])  # fmt: skip
+
+
+def test_shipped_studies_load() -> None:
+    from hamq.experiments.hw_study import load_study
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "studies"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        cfg = load_study(f)
+        assert cfg.reference is not None and len(cfg.variants) >= 2, f
