@@ -236,7 +236,7 @@ def test_hold_range_stops_gradient_on_range_setting_weights() -> None:
 def test_hold_range_keeps_the_value() -> None:
     t = torch.tensor([-7.0, -6.6, -6.4, 0.3, 6.4, 6.6, 7.0], requires_grad=True)
     cost = t * 2
-    held = hold_range(cost, t, q_max=7)
+    held = hold_range(cost, t, range_code=7)
     assert torch.equal(held, cost)
     held.sum().backward()
     assert t.grad.tolist() == [0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0]

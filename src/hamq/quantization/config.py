@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hamq.config_base import Section
 
@@ -26,6 +26,12 @@ class QuantConfig(Section):
         act_range: ``calibrated``: running max of |x| (momentum 0.1) measured in training;
             ``learned``: a trainable step size (LSQ, Esser et al. 2020).
         skip: layer names (as in ``model.named_modules()``) kept in float; reported.
+        range_code: the integer code the largest |weight| of each channel (or layer) maps
+            to; None: ``q_max`` (``2**(w_bits-1) - 1``: at 8 bits 127, seven ON bits, one
+            per bit column). A code with few ON bits (64, 96) stores the range-setting
+            weights in fewer cells and bit columns, at the price of a coarser step
+            (``scale = max|w| / range_code``); the regularizers hold those weights
+            (``hamming.hold_range``).
     """
 
     w_bits: int = Field(8, ge=2, le=8)
@@ -34,3 +40,14 @@ class QuantConfig(Section):
     scheme: Literal["fixed", "dynamic"] = "fixed"
     act_range: Literal["calibrated", "learned"] = "calibrated"
     skip: tuple[str, ...] = ()
+    range_code: int | None = Field(None, ge=1, le=127)
+
+    @model_validator(mode="after")
+    def _range_code(self) -> QuantConfig:
+        q_max = 2 ** (self.w_bits - 1) - 1
+        if self.range_code is not None and self.range_code > q_max:
+            raise ValueError(
+                f"quant.range_code = {self.range_code} exceeds the largest {self.w_bits}-bit "
+                f"code {q_max}; give 1..{q_max}"
+            )
+        return self

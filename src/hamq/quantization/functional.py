@@ -21,12 +21,15 @@ def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     return (x - x * factor).detach() + x * factor
 
 
-def weight_scale(w: torch.Tensor, bits: int, per_channel: bool, dynamic: bool) -> torch.Tensor:
+def weight_scale(
+    w: torch.Tensor, bits: int, per_channel: bool, dynamic: bool, range_code: int | None = None
+) -> torch.Tensor:
     """Step size of a symmetric ``bits``-bit weight quantizer (no gradient).
 
-    ``fixed``: max|w| / (2**(bits-1) - 1); ``dynamic``: rounded up to a power of two.
+    ``fixed``: max|w| / range_code (default ``2**(bits-1) - 1``); ``dynamic``: rounded up
+    to a power of two.
     """
-    qmax = 2 ** (bits - 1) - 1
+    qmax = 2 ** (bits - 1) - 1 if range_code is None else range_code
     w = w.detach()
     if per_channel:
         amax = w.abs().reshape(w.shape[0], -1).amax(1)

@@ -85,6 +85,7 @@ class _QuantWeightMixin:
     w_bits: int
     per_channel: bool
     dynamic: bool
+    _range_code: int | None
     weight_mask: torch.Tensor | None
     mask_fixed: bool
 
@@ -92,6 +93,7 @@ class _QuantWeightMixin:
         self.w_bits = cfg.w_bits
         self.per_channel = cfg.granularity == "per_channel"
         self.dynamic = cfg.scheme == "dynamic"
+        self._range_code = cfg.range_code
         self.input_quant = ActQuantizer(cfg.a_bits, cfg.act_range)
         # LFSR pruning (hamq.sparsity): the kept-weight mask (bool, the weight's shape) is
         # rebuilt from (polynomial, seed, sparsity) and never saved, hence non-persistent;
@@ -103,6 +105,11 @@ class _QuantWeightMixin:
     def q_max(self) -> int:
         return 2 ** (self.w_bits - 1) - 1
 
+    @property
+    def range_code(self) -> int:
+        """The code of the largest |weight| (``quant.range_code``, default ``q_max``)."""
+        return self.q_max if self._range_code is None else self._range_code
+
     def masked_weight(self) -> torch.Tensor:
         """The weight, times its fixed pruning mask if it has one (so pruned weights are 0
         in every forward and get no gradient)."""
@@ -113,7 +120,8 @@ class _QuantWeightMixin:
 
     def weight_scale(self) -> torch.Tensor:
         """Weight step size, broadcastable to the weight (no gradient)."""
-        return qf.weight_scale(self.masked_weight(), self.w_bits, self.per_channel, self.dynamic)
+        return qf.weight_scale(self.masked_weight(), self.w_bits, self.per_channel, self.dynamic,
+                               self.range_code)  # fmt: skip
 
     def weight_int(self) -> torch.Tensor:
         """Integer weights (int64), the values stored on the crossbar."""

@@ -82,6 +82,6 @@ class BitsRegularizer(Regularizer):
         terms = []
         for _, layer in layers:
             t = layer.weight_continuous()
-            count = hold_range(self.weight_bits(t, layer.w_bits), t, layer.q_max)
+            count = hold_range(self.weight_bits(t, layer.w_bits), t, layer.range_code)
             terms.append(layer.weight.numel() / total * torch.linalg.vector_norm(count))
         return torch.stack(terms).sum()

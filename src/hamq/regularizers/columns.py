@@ -58,7 +58,9 @@ class ColumnRegularizer(Regularizer):
             self._tables[key] = torch.stack(smooth).to(device)
         return self._tables[key]
 
-    def layer_penalty(self, t: torch.Tensor, bits: int, groups: int, q_max: int) -> torch.Tensor:
+    def layer_penalty(
+        self, t: torch.Tensor, bits: int, groups: int, range_code: int
+    ) -> torch.Tensor:
         """Mean normalized group norm of one layer with continuous codes ``t`` ``(C_out,
         ...)``."""
         rows_per_tile = self.hw.array.rows
@@ -70,7 +72,7 @@ class ColumnRegularizer(Regularizer):
         pad = tiles * rows_per_tile - k
         norms = []
         for table in tables:  # one cell slot at a time: (G, N, K) surrogate ON-ness
-            on = hold_range(interp_cost(blocks, table), blocks, q_max)
+            on = hold_range(interp_cost(blocks, table), blocks, range_code)
             on = torch.nn.functional.pad(on, (0, pad)).reshape(groups, -1, tiles, rows_per_tile)
             size = torch.full((tiles,), float(rows_per_tile), device=t.device)
             size[-1] = rows_per_tile - pad
@@ -82,7 +84,7 @@ class ColumnRegularizer(Regularizer):
         for _, layer in quantized_layers(model):
             groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
             t = layer.weight_continuous()
-            terms.append(self.layer_penalty(t, layer.w_bits, groups, layer.q_max))
+            terms.append(self.layer_penalty(t, layer.w_bits, groups, layer.range_code))
         return torch.stack(terms).sum()
 
 

@@ -161,7 +161,7 @@ class EnergyRegularizer(Regularizer):
             t = layer.weight_continuous()
             cost = interp_cost(t, self._cost_table(layer.w_bits, t.device, training))
             if training:
-                cost = hold_range(cost, t, layer.q_max)
+                cost = hold_range(cost, t, layer.range_code)
             row_e_pj = row_sums(cost, _groups(layer))  # (groups, K)
             act = getattr(self, self._names[name]).reshape(row_e_pj.shape)
             weights_per_row = cost.shape[0] // row_e_pj.shape[0]

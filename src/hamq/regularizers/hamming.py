@@ -17,8 +17,9 @@ from hamq.regularizers.base import Regularizer, RegularizerConfig, register
 from hamq.regularizers.surrogates import interp_cost, penalty_table, sin_hamming
 
 
-def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
-    """Stop the cost's gradient on the weights that set the range (``|t| > q_max - 1/2``).
+def hold_range(cost: torch.Tensor, t: torch.Tensor, range_code: int) -> torch.Tensor:
+    """Stop the cost's gradient on the weights that set the range (``|t| > range_code -
+    1/2``; ``range_code`` is ``q_max`` unless ``quant.range_code`` sets it).
 
     With a range taken from the weights (scale = max|w| / q_max, no gradient), pulling the
     largest weight down shrinks the scale, re-inflates every code, and invites the
@@ -26,7 +27,7 @@ def hold_range(cost: torch.Tensor, t: torch.Tensor, q_max: int) -> torch.Tensor:
     then moves more integer units and training turns to noise. Holding the range-setting
     weights leaves the scale to the task loss.
     """
-    return torch.where(t.abs() > q_max - 0.5, cost.detach(), cost)
+    return torch.where(t.abs() > range_code - 0.5, cost.detach(), cost)
 
 
 @register("hamming")
@@ -59,5 +60,5 @@ class HammingRegularizer(Regularizer):
         for _, layer in quantized_layers(model):
             t = layer.weight_continuous()
             cost = self.layer_cost(t, layer.w_bits)
-            terms.append(hold_range(cost, t, layer.q_max).mean())
+            terms.append(hold_range(cost, t, layer.range_code).mean())
         return torch.stack(terms).sum()
