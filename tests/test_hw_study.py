@@ -78,6 +78,40 @@ def test_every_cell_is_measured_once_and_resumed(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "study.json").read_text())["summary"] == summary
 
 
+def test_settings_are_compared_with_the_baseline_seed_by_seed(tmp_path: Path) -> None:
+    """E_cb&AD reductions and crossbar-accuracy changes paired by seed, on the same variant
+    and against the baseline on the reference variant, with the t-test of the changes."""
+    _fake_runs(tmp_path, ["w8-baseline-s0", "w8-baseline-s1", "w8-ham-s0", "w8-ham-s1"])
+    cfg = StudyConfig(
+        runs=["runs/w8-*"],
+        variants=[Variant(name="naive", hw="rram-1b"), Variant(name="fast", hw="rram-1b")],
+        reference="naive",
+        baseline="w8-baseline",
+    )
+
+    def fn(run_dir: Path, v: Variant, samples: int | None, calib: int | None) -> dict:
+        seed = int(run_dir.name[-1])
+        ham = "ham" in run_dir.name
+        e = (1.0 if v.name == "fast" else 2.0) * (0.6 if ham else 1.0) * (1 + seed)
+        acc = 0.9 - (0.01 * (1 + seed) if ham else 0.0)
+        return {"run": run_dir.name, "variant": v.name, "seed": seed, "crossbar_accuracy": acc,
+                "accuracy": acc, "e_cb_j": e / 2, "e_adc_j": e / 2, "e_cb_ad_j": e,
+                "tops_per_w": 1 / e, "cycles": 1.0, "tiles": 1.0, "mapped_cols": 1.0,
+                "adc_bits_mean": 4.0}  # fmt: skip
+
+    cells = run_study(cfg, tmp_path / "out", tmp_path, lambda s: None, fn)
+    summary = summarize(cells, "naive", "w8-baseline")
+    fast = next(e for e in summary if e["setting"] == "w8-ham" and e["variant"] == "fast")
+    v = fast["vs_baseline"]
+    assert v["e_cb_ad_reduction"]["mean"] == pytest.approx(0.4)
+    assert v["e_cb_ad_reduction_vs_reference"]["mean"] == pytest.approx(0.7)  # 0.6 * 1/2
+    assert v["crossbar_delta_pp"]["mean"] == pytest.approx(-1.5)
+    assert v["crossbar_delta_p"] == pytest.approx(0.205, abs=1e-3)  # t = -3, 1 dof
+    assert all("vs_baseline" not in e for e in summary if e["setting"] == "w8-baseline")
+    text = write_study(cells, cfg, tmp_path / "out", "hamq study").read_text()
+    assert "| w8-ham | fast | 2 | 40.0% ± 0.0% | 70.0% ± 0.0% | -1.50 ± 0.71 | 0.205 |" in text
+
+
 def test_setting_of() -> None:
     assert setting_of("w8-hamming-0.5-s2") == "w8-hamming-0.5"
     assert setting_of("naive") == "naive"

@@ -7,6 +7,7 @@ accuracy as the crossbars compute it and ``estimate_energy`` (each layer at its 
 bits) for E_cb, E_adc, E_cb&AD, TOPS/W, cycles and the mapped arrays::
 
     runs: [runs/huang-kws/w8-*]         # run folders (globs); a setting = name less -sN
+    baseline: w8-baseline               # optional: the setting others are compared with
     variants:                           # one hardware each: a preset or file, --set style
       - {name: naive, hw: rram-1b, set: [array.representation=differential, adc.policy=full]}
       - {name: shifted-opt, hw: rram-1b, set: [array.representation=shifted, adc.policy=optimized]}
@@ -66,6 +67,7 @@ class StudyConfig(Section):
     runs: list[str] = Field(min_length=1)
     variants: list[Variant] = Field(min_length=1)
     reference: str | None = None
+    baseline: str | None = None
     samples: int | None = Field(1000, ge=1)
     calibration_samples: int | None = Field(None, ge=1)
 
@@ -185,11 +187,24 @@ def run_study(
     return cells
 
 
-def summarize(cells: list[dict[str, Any]], reference: str | None) -> list[dict[str, Any]]:
+def summarize(
+    cells: list[dict[str, Any]], reference: str | None, baseline: str | None = None
+) -> list[dict[str, Any]]:
     """One entry per (setting, variant): mean and sd over seeds of every figure, and,
     with a reference variant, the mean over runs of each run's ratio to its own reference
-    measurement (TOPS/W, cycles, tiles, E_cb&AD) and its crossbar-accuracy change (pp)."""
+    measurement (TOPS/W, cycles, tiles, E_cb&AD) and its crossbar-accuracy change (pp).
+
+    With a ``baseline`` setting, paired by seed: ``vs_baseline`` (E_cb&AD reduction
+    against the baseline on the same variant, and on the reference variant, as fractions;
+    crossbar-accuracy change in pp with its one-sample t-test), each mean and sd."""
+    from hamq.experiments.stats import one_sample_t
+
     ref = {c["run"]: c for c in cells if c["variant"] == reference}
+    base = {
+        (c["seed"], c["variant"]): c
+        for c in cells
+        if baseline is not None and setting_of(c["run"]) == baseline
+    }
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in cells:
         groups.setdefault((setting_of(c["run"]), c["variant"]), []).append(c)
@@ -207,7 +222,40 @@ def summarize(cells: list[dict[str, Any]], reference: str | None) -> list[dict[s
             entry["crossbar_delta_pp"] = statistics.fmean(
                 100 * (a["crossbar_accuracy"] - b["crossbar_accuracy"]) for a, b in paired
             )
+        same = [(c, base[c["seed"], variant]) for c in group if (c["seed"], variant) in base]
+        if same and setting != baseline:
+            entry["vs_baseline"] = _versus(same, base, reference, one_sample_t)
         out.append(entry)
+    return out
+
+
+def _versus(
+    same: list[tuple[dict[str, Any], dict[str, Any]]],
+    base: dict[tuple[int, str], dict[str, Any]],
+    reference: str | None,
+    t_test: Callable[[list[float]], Any],
+) -> dict[str, Any]:
+    """Paired-by-seed comparison of a setting's runs with the baseline's."""
+
+    def stat(values: list[float]) -> dict[str, float | None]:
+        sd = statistics.stdev(values) if len(values) > 1 else None
+        return {"mean": statistics.fmean(values), "sd": sd}
+
+    red = [1 - a["e_cb_ad_j"] / b["e_cb_ad_j"] for a, b in same]
+    delta = [100 * (a["crossbar_accuracy"] - b["crossbar_accuracy"]) for a, b in same]
+    out: dict[str, Any] = {
+        "seeds": len(same),
+        "e_cb_ad_reduction": stat(red),
+        "crossbar_delta_pp": stat(delta),
+        "crossbar_delta_p": getattr(t_test(delta), "p", None),
+    }
+    at_ref = [
+        1 - a["e_cb_ad_j"] / base[a["seed"], reference]["e_cb_ad_j"]
+        for a, _ in same
+        if reference is not None and (a["seed"], reference) in base
+    ]
+    if len(at_ref) == len(same):
+        out["e_cb_ad_reduction_vs_reference"] = stat(at_ref)
     return out
 
 
@@ -241,9 +289,38 @@ def format_study(summary: list[dict[str, Any]], reference: str | None) -> str:
     return "\n".join(lines)
 
 
+def format_versus(summary: list[dict[str, Any]], baseline: str, reference: str | None) -> str:
+    """The table of each setting against the baseline, paired by seed (Markdown)."""
+    from hamq.experiments.stats import format_p
+
+    head = ["setting", "variant", "seeds", "E_cb&AD red. vs baseline, same hardware"]
+    if reference:
+        head.append(f"E_cb&AD red. vs baseline on {reference}")
+    head += ["Δ crossbar acc. (pp)", "p (Δ = 0)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pm(d: dict[str, Any], scale: float, fmt: str) -> str:
+        text = fmt.format(d["mean"] * scale)
+        sd = None if d["sd"] is None else fmt.replace("+", "").format(d["sd"] * scale)
+        return text if sd is None else f"{text} ± {sd}"
+
+    for e in summary:
+        v = e.get("vs_baseline")
+        if v is None:
+            continue
+        row = [e["setting"], e["variant"], str(v["seeds"])]
+        row.append(pm(v["e_cb_ad_reduction"], 100, "{:.1f}%"))
+        if reference:
+            r = v.get("e_cb_ad_reduction_vs_reference")
+            row.append("" if r is None else pm(r, 100, "{:.1f}%"))
+        row += [pm(v["crossbar_delta_pp"], 1, "{:+.2f}"), format_p(v["crossbar_delta_p"])]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def write_study(cells: list[dict[str, Any]], cfg: StudyConfig, out: Path, command: str) -> Path:
-    """``study.json`` (cells and summary) and ``study.md`` (the table), atomically."""
-    summary = summarize(cells, cfg.reference)
+    """``study.json`` (cells and summary) and ``study.md`` (the tables), atomically."""
+    summary = summarize(cells, cfg.reference, cfg.baseline)
     atomic_write_text(
         out / "study.json", json.dumps({"cells": cells, "summary": summary}, indent=2)
     )
@@ -264,6 +341,22 @@ def write_study(cells: list[dict[str, Any]], cfg: StudyConfig, out: Path, comman
             "variant, then averaged; ± is the sample sd over seeds.",
         ]
     )
+    if cfg.baseline is not None:
+        text += "\n".join(
+            [
+                "",
+                "",
+                f"## Against the baseline ({cfg.baseline}), paired by seed",
+                "",
+                format_versus(summary, cfg.baseline, cfg.reference),
+                "",
+                "- E_cb&AD red.: 1 - E_cb&AD / the baseline's of the same seed, on the same "
+                "hardware variant, and on the reference variant (the baseline's own "
+                "preset); mean ± sd over seeds.",
+                "- Δ crossbar acc.: crossbar accuracy minus the baseline's (same seed and "
+                "variant); p: two-sided one-sample t-test of those differences against 0.",
+            ]
+        )
     path = out / "study.md"
     atomic_write_text(path, text + "\n")
     return path
