@@ -87,14 +87,15 @@ class AdcSpec(Section):
     skip_zero: skip conversions of columns whose driven cells are all at level 0.
     policy: ``full`` (each layer the lossless bits of its largest bitline sum), ``fixed``
         (``bits``, range calibrated on data) or ``optimized`` (per layer the fewest bits
-        within ``tolerance_pp`` on a calibration split); see ``simulate.py``. The energy
-        model charges each layer's own bits.
+        that change at most ``tolerance_pp`` percent of a calibration split's predictions);
+        see ``simulate.py``. The energy model charges each layer's own bits.
     calibration: how a ``fixed``/``optimized`` range is set from the measured bitline
         sums: ``mse`` (the step of least mean squared conversion error, the default) or
         ``percentile`` (full scale at the ``percentile``-th percentile). On DS-CNN/KWS
         with a 3-bit ADC on rram-1b, MSE kept 82.6% where the 99.99th percentile kept
         67.2% (ideal 83.6%; docs/crossbar.md).
-    tolerance_pp: accuracy the ``optimized`` policy may lose on the calibration split, pp.
+    tolerance_pp: share of the calibration split's predictions (in %) the ``optimized``
+        policy may change against lossless ADCs; it bounds the accuracy loss there (pp).
     min_bits: fewest bits the ``optimized`` policy tries.
     layers: per-layer ``{policy, bits}`` by layer name, overriding the above.
     """
