@@ -8,5 +8,5 @@ Pipeline (one sub-package per stage)::
 
 from hamq.errors import HamqError
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["HamqError", "__version__"]

@@ -16,8 +16,8 @@ bits) for E_cb, E_adc, E_cb&AD, TOPS/W, cycles and the mapped arrays::
     calibration_samples: 500            # calibration (validation) samples per ADC plan
 
 Each (run, variant) result is written atomically to ``OUT/cells/<run>__<variant>.json`` as
-soon as it is measured, with what it was measured from (run folder, variant, sample
-counts), so an interrupted study resumes where it stopped and a changed one re-measures
+soon as it is measured, with what it was measured from (hamq version, run folder,
+variant, sample counts), so an interrupted study resumes where it stopped and a changed one re-measures
 only what changed; ``study.json``
 and ``study.md`` are rewritten from the cells at the end.
 """
@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from hamq import __version__
 from hamq.config_base import Section, validate
 from hamq.errors import HamqError
 from hamq.files import load_yaml_file
@@ -165,6 +166,7 @@ def run_study(
         for v in cfg.variants:
             path = cells_dir / f"{run_dir.name}__{v.name}.json"
             key = {
+                "hamq": __version__,  # a new version may compute a cell differently
                 "source": str(run_dir.resolve()),
                 "variant": v.model_dump(mode="json"),
                 "samples": cfg.samples,

@@ -24,7 +24,7 @@ the inputs of the vector (which the digital periphery knows exactly), as in DNN+
 0 otherwise.
 
 **The ADC.** ``Q = step * clamp(round(P / step), 0, 2**bits - 1)`` (round half to even):
-``bits`` output codes spaced ``step`` apart from 0. The range is ``[0, step * (2**bits -
+``2**bits`` output codes spaced ``step`` apart from 0. The range is ``[0, step * (2**bits -
 1)]``. The offset of the transfer is fixed at 0: bitline sums of non-negative digits and
 levels start at 0, 0 is by far the most frequent sum, and a zero sum then converts to 0
 exactly, so skipping a conversion (``skip_zero``, empty columns) never changes a result.
@@ -128,10 +128,16 @@ class AdcTransfer:
 
     def convert_(self, p: torch.Tensor) -> torch.Tensor:
         """:meth:`convert` in place (``p`` is overwritten and returned)."""
+        return self.codes_(p).mul_(self.step) if self.step != 1.0 else self.codes_(p)
+
+    def codes_(self, p: torch.Tensor) -> torch.Tensor:
+        """The output codes ``clamp(round(p / step), 0, 2**bits - 1)`` of sums ``p``, in
+        place (integers, exact in float32). The division is done in ``p``'s dtype: in
+        float32 a sum exactly half a step from two codes may round either way."""
         top = float(2**self.bits - 1)
         if self.step == 1.0:
             return p.clamp_(max=top)
-        return p.div_(self.step).round_().clamp_(0.0, top).mul_(self.step)
+        return p.div_(self.step).round_().clamp_(0.0, top)
 
 
 def full_scale_transfer(bits: int, p_max: int) -> AdcTransfer:
@@ -166,7 +172,8 @@ def crossbar_mvm(
         tile_rows: rows of one array; the K rows split into ``ceil(K / tile_rows)`` tiles.
         observe: called with the bitline sums of every column before conversion, one
             float ``(G*T, V, cols)`` block per pass and digit (all columns go through the
-            bitline sums then), e.g. to build a calibration histogram.
+            bitline sums then), e.g. to build a calibration histogram; the block is
+            overwritten after the call (copy it to keep it).
     Returns:
         float64 ``(G, V, N)``: equal to ``vectors @ weights`` when every conversion is
         lossless.
@@ -241,11 +248,11 @@ def _converted_columns(
     p_max = min(k, tile_rows) * (2**kk - 1) * top_level
     exact_f32 = p_max < _F32_EXACT
     dtype = torch.float32 if exact_f32 else torch.float64
-    converted_max = p_max if adc is None else min(p_max, adc.full_scale)
+    # Integer codes are summed (the step, one per layer, multiplies the total once), so
+    # float32 accumulation is exact while the largest total fits its mantissa.
+    code_max = p_max if adc is None else min(p_max, 2**adc.bits - 1)
     acc_dtype = (
-        torch.float32
-        if converted_max * 2.0**schedule.magnitude_bits * t < _F32_EXACT
-        else torch.float64
+        torch.float32 if code_max * 2.0**schedule.magnitude_bits * t < _F32_EXACT else torch.float64
     )
     lv = torch.nn.functional.pad(levels.to(dtype), (0, 0, 0, pad))  # (G, T*R, cols)
     lv = lv.reshape(g * t, tile_rows, cols)
@@ -262,14 +269,15 @@ def _converted_columns(
             if observe is not None:
                 observe(sums)
             if adc is not None:
-                adc.convert_(sums)  # sums is this digit's own buffer
+                adc.codes_(sums)  # sums is this digit's own buffer
             if t == 1 and dtype == acc_dtype:
                 tile_sum = sums.reshape(g, v, cols)
             else:
                 tile_sum = sums.reshape(g, t, v, cols).sum(1, dtype=acc_dtype)
             pass_sum = tile_sum.add_(pass_sum, alpha=2**kk)  # Horner step, in place
         out.add_(pass_sum, alpha=sign)
-    return out.to(torch.float64)
+    out = out.to(torch.float64)
+    return out if adc is None or adc.step == 1.0 else out.mul_(adc.step)
 
 
 def reference_mvm(

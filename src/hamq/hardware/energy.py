@@ -502,6 +502,10 @@ def layer_cost(
     )
     bits = hw.adc.bits if adc_bits is None else adc_bits
     row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)
+    if skip_empty:  # unmapped (all-OFF) columns are not on the arrays: no level-0 reads
+        mapped = (mapping.tile_column_sums.sum(1) > 0).sum(-1)  # (groups,)
+        unmapped = (mapping.cols - mapped).to(row_e_pj.dtype).to(row_e_pj.device)
+        row_e_pj = row_e_pj - hw.tech.e_cell_pj[0] * unmapped[:, None]
     e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
     e_adc_pj = conversions * hw.e_adc_pj_at(bits)
     e_periph_pj = (
@@ -518,7 +522,11 @@ def layer_cost(
         tiles=mapping.mapped_tiles if skip_empty else mapping.tiles,
         row_tiles=mapping.row_tiles,
         col_tiles=mapping.col_tiles,
-        utilization=mapping.utilization,
+        utilization=(
+            mapping.cells_used / (mapping.mapped_tiles * mapping.tile_rows * mapping.tile_cols)
+            if skip_empty
+            else mapping.utilization
+        ),
         cells_on=cells_on,
         on_fraction=cells_on / mapping.cells_used,
         input_cycles=schedule.cycles,

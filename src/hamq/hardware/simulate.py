@@ -216,7 +216,7 @@ def count_correct_batches(
     with torch.no_grad():
         for x, y in batches:
             pred = model(x.to(device)).argmax(-1).cpu()
-            correct += int((pred == y).sum())
+            correct += int((pred == y.cpu()).sum())
             total += int(y.numel())
     return correct, total
 
@@ -226,12 +226,17 @@ def count_correct_batches(
 
 def percentile_transfer(histogram: torch.Tensor, bits: int, percentile: float) -> AdcTransfer:
     """A ``bits``-bit ADC whose full scale is the ``percentile``-th percentile of the
-    bitline sums counted in ``histogram`` (entry ``h`` counts sums equal to ``h``)."""
+    non-zero bitline sums counted in ``histogram`` (entry ``h`` counts sums equal to ``h``;
+    zero sums convert exactly at any range and, with ``skip_zero`` or
+    ``skip_empty_columns``, are not converted at all, so they do not set the range)."""
+    histogram = histogram.clone()
+    histogram[0] = 0  # zero sums: empty columns and undriven rows, often never converted
     total = int(histogram.sum())
     if total == 0:
         return AdcTransfer(bits)
-    cdf = histogram.cumsum(0)
-    top = int(torch.searchsorted(cdf, torch.tensor(percentile / 100.0 * total)))
+    cdf = histogram.cumsum(0).to(torch.float64)
+    rank = torch.tensor(percentile / 100.0 * total, dtype=torch.float64)
+    top = int(torch.searchsorted(cdf, rank))
     top = min(max(top, 1), histogram.numel() - 1)
     return AdcTransfer(bits, max(1.0, top / (2**bits - 1)))
 
@@ -405,7 +410,8 @@ def _optimize(
     allowed = hw.adc.tolerance_pp / 100.0 * reference.numel()
     out = {}
     for s in layers:
-        lo, hi = hw.adc.min_bits, s.lossless_bits
+        hi = s.lossless_bits
+        lo = min(hw.adc.min_bits, hi)
         best = calibrated_adc(s, hw, hi, "optimized")
         while lo < hi:
             mid = (lo + hi) // 2
