@@ -17,9 +17,9 @@ bits) for E_cb, E_adc, E_cb&AD, TOPS/W, cycles and the mapped arrays::
 
 Each (run, variant) result is written atomically to ``OUT/cells/<run>__<variant>.json`` as
 soon as it is measured, with what it was measured from (hamq version, run folder,
-variant, sample counts), so an interrupted study resumes where it stopped and a changed one re-measures
-only what changed; ``study.json``
-and ``study.md`` are rewritten from the cells at the end.
+variant, sample counts), so an interrupted study resumes where it stopped and a changed
+one re-measures only what changed; ``study.json`` and ``study.md`` are rewritten from the
+cells at the end.
 """
 
 from __future__ import annotations
