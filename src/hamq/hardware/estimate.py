@@ -225,7 +225,9 @@ def _resolve_hw(hw: HardwareSpec | str | Path) -> HardwareSpec:
     return hw if isinstance(hw, HardwareSpec) else load_hardware(hw)
 
 
-def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, LayerProbe]]:
+def calibrated_layers(model: nn.Module, purpose: str) -> list[tuple[str, QuantLayer]]:
+    """The quantized layers of a converted model whose input quantizers are calibrated;
+    raises :class:`HamqError` (naming the layer) before ``purpose`` otherwise."""
     layers = quantized_layers(model)
     if not layers:
         raise HamqError("the model has no quantized layers; convert it with quantize_model first")
@@ -233,8 +235,13 @@ def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, 
         if not bool(layer.input_quant.initialized):
             raise HamqError(
                 f"layer '{name}': its input quantizer is not calibrated; run a forward pass "
-                f"in train mode (or train) before estimating energy"
+                f"in train mode (or train) before {purpose}"
             )
+    return layers
+
+
+def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, LayerProbe]]:
+    layers = calibrated_layers(model, "estimating energy")
     out = []
     for name, layer in layers:
         check_storage(name, layer.w_bits, hw)

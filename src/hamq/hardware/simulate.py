@@ -54,6 +54,7 @@ from hamq.hardware.crossbar import (
     word_offset,
 )
 from hamq.hardware.energy import InputSchedule, input_schedule, input_vectors
+from hamq.hardware.estimate import calibrated_layers
 from hamq.hardware.mapping import LayerMapping, conv_geometry, map_weights
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
@@ -161,15 +162,7 @@ class LayerSim:
 
 def crossbar_layers(model: nn.Module, hw: HardwareSpec) -> list[LayerSim]:
     """One :class:`LayerSim` per quantized layer of a converted, calibrated model."""
-    layers = quantized_layers(model)
-    if not layers:
-        raise HamqError("the model has no quantized layers; convert it with quantize_model first")
-    for name, layer in layers:
-        if not bool(layer.input_quant.initialized):
-            raise HamqError(
-                f"layer '{name}': its input quantizer is not calibrated; run a forward pass "
-                f"in train mode (or train) before simulating the crossbar"
-            )
+    layers = calibrated_layers(model, "simulating the crossbar")
     return [LayerSim(name, layer, hw) for name, layer in layers]
 
 
