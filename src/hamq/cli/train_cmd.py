@@ -77,6 +77,32 @@ def train(
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples to use.")
 @hardware_options
 @crossbar_options
+@click.option(
+    "--noise",
+    is_flag=True,
+    help="Accuracy on noisy, drifting arrays (the hardware's device section) at "
+    "each --t, mean ± sd over --repeats programmings; implies --crossbar.",
+)
+@click.option(
+    "--t",
+    "times",
+    default=None,
+    metavar="TIMES",
+    help="Times after programming, comma-separated with units s/m/h/d/w/y "
+    "(default 1s,1h,1d,1y); needs --noise.",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=None,
+    help="Programmings to average over (default 10); needs --noise.",
+)
+@click.option(
+    "--noise-seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the first programming (default: the run's seed); needs --noise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(
     run_dir: str,
@@ -85,6 +111,10 @@ def eval_cmd(
     hw_sets: tuple[str, ...],
     crossbar: bool,
     calibration_samples: int | None,
+    noise: bool,
+    times: str | None,
+    repeats: int | None,
+    noise_seed: int | None,
     as_json: bool,
 ) -> None:
     """Evaluate a trained run: test accuracy and exact ON cells of the stored weights, on
@@ -93,7 +123,13 @@ def eval_cmd(
     --crossbar also computes every layer on its crossbars, bit by bit through each
     layer's ADC (adc.policy), and reports that accuracy beside the ideal one; the ADC
     plan is calibrated on the validation split (never the test split) and kept in
-    RUN/crossbar/."""
+    RUN/crossbar/.
+
+    --noise programs every cell of the arrays --repeats times with the device model of
+    the hardware (PCM: programming noise, drift, 1/f read noise and global drift
+    compensation as aihwkit's PCMLikeNoiseModel; RRAM: lognormal variation and stuck
+    cells) and reads them at each --t; the table, a plot and the JSON go to RUN/noise/,
+    the summary into run.json."""
     from hamq.training.record import model_cells
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
@@ -103,7 +139,12 @@ def eval_cmd(
     resolved = resolve_hardware(
         run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
     )
-    check_crossbar_options(crossbar, calibration_samples)
+    time_list = _noise_options(noise, times, repeats, noise_seed)
+    check_crossbar_options(crossbar or noise, calibration_samples)
+    if noise:
+        from hamq.training.noise_eval import check_noise_hardware
+
+        check_noise_hardware(resolved.spec)
     batch = run.config.data.eval_batch_size
     acc = evaluate(run.model, run.data(), batch, samples)
     result: dict[str, Any] = {
@@ -119,6 +160,15 @@ def eval_cmd(
                                  calibration_samples)  # fmt: skip
         save_crossbar_result(run_dir, xb, resolved.spec)
         result["crossbar"] = xb
+    if noise:
+        from hamq.training.noise_eval import noise_evaluation, save_noise_result
+
+        nz = noise_evaluation(run.model, run.data(), resolved.spec, time_list,
+                              10 if repeats is None else repeats,
+                              run.config.seed if noise_seed is None else noise_seed,
+                              batch, samples, calibration_samples)  # fmt: skip
+        result["noise"] = nz
+        result["noise_file"] = str(save_noise_result(run_dir, nz, resolved.spec))
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -127,8 +177,32 @@ def eval_cmd(
         click.echo(f"accuracy {100 * acc:.2f}%  ON cells {c['on']} / {c['total']}")
         if crossbar:
             _echo_crossbar(result["crossbar"])
+        if noise:
+            from hamq.training.noise_eval import format_noise
+
+            for line in format_noise(result["noise"]):
+                click.echo(line)
+            click.echo(f"  (written to {result['noise_file']} and its .png)")
         for layer in result["layers"]:
             click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")
+
+
+def _noise_options(
+    noise: bool, times: str | None, repeats: int | None, seed: int | None
+) -> list[float]:
+    """The times of --noise in seconds; refuses --t/--repeats/--noise-seed without it."""
+    from hamq.hardware.noise import parse_times
+    from hamq.training.noise_eval import DEFAULT_TIMES_S, MAX_REPEATS
+
+    if not noise:
+        given = [n for n, v in (("--t", times), ("--repeats", repeats),
+                                ("--noise-seed", seed)) if v is not None]  # fmt: skip
+        if given:
+            raise HamqError(f"{', '.join(given)} set the noisy evaluation; add --noise")
+        return []
+    if repeats is not None and not 1 <= repeats <= MAX_REPEATS:
+        raise HamqError(f"--repeats = {repeats}: must be in 1 .. {MAX_REPEATS}")
+    return list(DEFAULT_TIMES_S) if times is None else parse_times(times)
 
 
 def _echo_crossbar(xb: dict[str, Any]) -> None:

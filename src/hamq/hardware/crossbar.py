@@ -135,8 +135,8 @@ class AdcTransfer:
         place (integers, exact in float32). The division is done in ``p``'s dtype: in
         float32 a sum exactly half a step from two codes may round either way."""
         top = float(2**self.bits - 1)
-        if self.step == 1.0:
-            return p.clamp_(max=top)
+        if self.step == 1.0:  # integer sums round to themselves; noisy sums to a code
+            return p.round_().clamp_(0.0, top)
         return p.div_(self.step).round_().clamp_(0.0, top)
 
 
@@ -155,6 +155,7 @@ def crossbar_mvm(
     tile_rows: int,
     adc: AdcTransfer | None = None,
     observe: Callable[[torch.Tensor], None] | None = None,
+    noisy: bool = False,
 ) -> torch.Tensor:
     """The integer outputs of a mapped layer for a batch of input vectors, as the arrays
     compute them (every bitline sum through ``adc``; None: ideal conversions).
@@ -170,6 +171,9 @@ def crossbar_mvm(
         schedule: passes and digits of the inputs (``energy.input_schedule``).
         place: :func:`place_values`; offset: :func:`word_offset`.
         tile_rows: rows of one array; the K rows split into ``ceil(K / tile_rows)`` tiles.
+        noisy: ``levels`` are real-valued (noisy conductances in bitline units,
+            ``noise.py``): every column goes through its ADC (no column is provably
+            lossless), unless ``adc`` is None.
         observe: called with the bitline sums of every column before conversion, one
             float ``(G*T, V, cols)`` block per pass and digit (all columns go through the
             bitline sums then), e.g. to build a calibration histogram; the block is
@@ -185,7 +189,7 @@ def crossbar_mvm(
     col_place = place.to(torch.float64).repeat(n)  # (cols,)
     lossy = (
         torch.ones(cols, dtype=torch.bool)
-        if observe is not None
+        if observe is not None or (noisy and adc is not None)
         else (~lossless_columns(levels, schedule, tile_rows, adc))
     )
     out = torch.zeros(g, v, n, dtype=torch.float64)

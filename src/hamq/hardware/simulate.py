@@ -56,7 +56,8 @@ from hamq.hardware.crossbar import (
 from hamq.hardware.energy import InputSchedule, input_schedule, input_vectors
 from hamq.hardware.estimate import calibrated_layers
 from hamq.hardware.mapping import LayerMapping, conv_geometry, map_weights
-from hamq.hardware.spec import HardwareSpec
+from hamq.hardware.noise import Programmed, conductances_at, level_units, program
+from hamq.hardware.spec import DeviceSpec, HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantLayer
 
@@ -93,6 +94,53 @@ class LayerSim:
         self.calibration: torch.Tensor | None = None  # the last calibration's histogram
         self.weights = codes.to(torch.float64)  # exact integers, for lossless layers
         self._lossless: dict[AdcTransfer, bool] = {}
+        self.ideal_levels = self.levels
+        self.cells: Programmed | None = None  # after program(): the devices' state
+        self.noisy = False  # levels are noisy conductances (read_at), not the integers
+        self.gain = 1.0  # global drift compensation, applied to the digital outputs
+        self._reference_readout = 1.0
+        self.skip_empty = hw.array.skip_empty_columns
+
+    # ------------------------------------------------------------ non-idealities
+
+    def readout(self, levels: torch.Tensor) -> float:
+        """Mean absolute recombined weight of cell ``levels`` (bitline units), the read-out
+        of aihwkit's global drift compensation (its one-hot inputs read each weight)."""
+        g, k, cols = levels.shape
+        cpw = self.place.numel()
+        w = levels.to(torch.float64).reshape(g, k, cols // cpw, cpw) @ self.place
+        return max(float(w.abs().mean()), 1e-12)
+
+    def program(self, device: DeviceSpec, gen: torch.Generator) -> None:
+        """Program the layer's cells (one draw per device) and take the compensation's
+        reference read-out."""
+        levels = self.mapping.levels
+        self.cells = program(levels, device, gen)
+        self._reference_readout = self.readout(self._units(self.cells.g_prog_us, device))
+
+    def read_at(self, t_s: float, device: DeviceSpec, gen: torch.Generator) -> None:
+        """The programmed cells ``t_s`` seconds later: the levels the bitlines see from
+        now on, and the compensation gain (PCM with ``device.compensation``)."""
+        if self.cells is None:
+            raise RuntimeError("read_at() before program()")
+        units = self._units(conductances_at(self.cells, t_s, device, gen), device)
+        self.levels, self.noisy = units.to(torch.float32), True
+        comp = device.compensation and device.model == "pcm"
+        self.gain = self._reference_readout / self.readout(units) if comp else 1.0
+
+    def _units(self, g_us: torch.Tensor, device: DeviceSpec) -> torch.Tensor:
+        """Bitline units of conductances; cells of a column left unmapped or unconverted
+        in a tile (``skip_empty_columns``: all OFF there) contribute nothing."""
+        units = level_units(g_us, device)
+        if self.skip_empty:
+            m = self.mapping
+            empty = (m.tile_column_sums == 0).repeat_interleave(m.tile_rows, dim=1)
+            units = units.masked_fill(empty[:, : units.shape[1]], 0.0)
+        return units
+
+    def clear_noise(self) -> None:
+        """Back to the ideal integer levels."""
+        self.levels, self.noisy, self.gain, self.cells = self.ideal_levels, False, 1.0, None
 
     @property
     def lossless_bits(self) -> int:
@@ -101,6 +149,8 @@ class LayerSim:
 
     def start_histogram(self) -> None:
         """Count every bitline sum of the following forwards (calibration)."""
+        if self.noisy:
+            raise RuntimeError("calibrate on the ideal levels: call clear_noise() first")
         self.histogram = torch.zeros(self.p_max + 1, dtype=torch.int64)
 
     def _observe(self, sums: torch.Tensor) -> None:
@@ -130,7 +180,7 @@ class LayerSim:
     def accumulate(self, codes: torch.Tensor) -> torch.Tensor:
         """The crossbar's integer accumulations for a batch of input codes, float64, in
         the layout of the layer's output (``(B, C_out, H', W')`` or ``(..., C_out)``)."""
-        if self.histogram is None and self.provably_lossless():
+        if self.histogram is None and not self.noisy and self.provably_lossless():
             return self._integer_product(codes)
         m = self.mapping
         per_sample = max(1, codes[0].numel()) * m.cols * m.row_tiles
@@ -140,9 +190,11 @@ class LayerSim:
         for i in range(0, codes.shape[0], chunk):
             part = codes[i : i + chunk]
             y = crossbar_mvm(input_vectors(part, m), self.levels, self.schedule, self.place,
-                             self.offset, m.tile_rows, self.transfer, observe)  # fmt: skip
+                             self.offset, m.tile_rows, self.transfer, observe,
+                             self.noisy)  # fmt: skip
             parts.append(self._layout(y, part.shape))
-        return torch.cat(parts)
+        out = torch.cat(parts)
+        return out.mul_(self.gain) if self.gain != 1.0 else out
 
     def _layout(self, y: torch.Tensor, in_shape: torch.Size) -> torch.Tensor:
         """``(G, V, N)`` accumulations to the layer's output layout."""

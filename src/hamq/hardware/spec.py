@@ -16,6 +16,7 @@ file) with four sections::
 from __future__ import annotations
 
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +153,76 @@ class TechSpec(Section):
         return self
 
 
+#: Longest time after programming an evaluation may ask for: 100 years, in seconds.
+MAX_TIME_S = 100 * 365.25 * 86400.0
+
+
+class DeviceSpec(Section):
+    """The memory devices of the cells: target conductances and non-idealities.
+
+    Conductances in microsiemens, times in seconds (``noise.py`` has the formulas).
+
+    model: ``pcm`` (IBM aihwkit's ``PCMLikeNoiseModel``: programming noise, drift with a
+        per-device exponent, 1/f read noise growing with time) or ``rram`` (lognormal
+        conductance variation and stuck-at-ON/OFF cells; no drift).
+    g_levels_us: target conductance of each cell level ``0 .. 2**cell_bits - 1``,
+        ascending. The bitline current is read in units of the mean level step
+        ``(g_top - g_0) / (levels - 1)`` with a reference column of level-0 cells
+        subtracted, so a noiseless array with equal steps computes the integer levels.
+    g_max_us: the ``g_max`` of the PCM formulas (null: the top level's conductance), the
+        conductance the polynomials are normalized by.
+    source: where the conductances and rates come from.
+    prog_noise_scale, read_noise_scale, drift_scale: PCM scales (1 = aihwkit's fit).
+    t0_s: PCM drift reference time (the first read after programming); t_read_s: the 1/f
+        noise's read duration.
+    sigma_lognormal: RRAM ``g = g_T * exp(sigma * N(0, 1))`` (median at the target).
+    stuck_on_rate, stuck_off_rate: RRAM shares of cells stuck at the top / bottom level.
+    compensation: global drift compensation, one scalar per layer (PCM; aihwkit's
+        ``GlobalDriftCompensation``).
+    """
+
+    model: Literal["pcm", "rram"]
+    g_levels_us: tuple[float, ...]
+    g_max_us: float | None = Field(None, gt=0, le=1e6)
+    source: str = ""
+    prog_noise_scale: float = Field(1.0, ge=0, le=1e3)
+    read_noise_scale: float = Field(1.0, ge=0, le=1e3)
+    drift_scale: float = Field(1.0, ge=0, le=1e3)
+    t0_s: float = Field(20.0, gt=0, le=MAX_TIME_S)
+    t_read_s: float = Field(250e-9, gt=0, le=1.0)
+    sigma_lognormal: float = Field(0.0, ge=0, le=10.0)
+    stuck_on_rate: float = Field(0.0, ge=0, le=1)
+    stuck_off_rate: float = Field(0.0, ge=0, le=1)
+    compensation: bool = True
+
+    @model_validator(mode="after")
+    def _levels(self) -> DeviceSpec:
+        g = self.g_levels_us
+        if any(v < 0 for v in g):
+            raise ValueError(f"device.g_levels_us = {list(g)}: conductances cannot be negative")
+        if any(b <= a for a, b in pairwise(g)):
+            raise ValueError(
+                f"device.g_levels_us = {list(g)}: must rise strictly from level 0 to the top"
+            )
+        if self.stuck_on_rate + self.stuck_off_rate > 1:
+            raise ValueError(
+                f"device.stuck_on_rate + stuck_off_rate = "
+                f"{self.stuck_on_rate + self.stuck_off_rate:g}: at most 1 (shares of cells)"
+            )
+        return self
+
+    @property
+    def g_top_us(self) -> float:
+        """The PCM formulas' ``g_max``."""
+        return self.g_max_us if self.g_max_us is not None else self.g_levels_us[-1]
+
+    @property
+    def g_step_us(self) -> float:
+        """The mean conductance step between levels (one bitline unit)."""
+        g = self.g_levels_us
+        return (g[-1] - g[0]) / (len(g) - 1)
+
+
 class HardwareSpec(Section):
     """A complete crossbar accelerator description (see the module docstring)."""
 
@@ -162,6 +233,7 @@ class HardwareSpec(Section):
     adc: AdcSpec = AdcSpec()
     timing: TimingSpec = TimingSpec()
     tech: TechSpec
+    device: DeviceSpec | None = None
 
     @model_validator(mode="after")
     def _levels(self) -> HardwareSpec:
@@ -171,6 +243,12 @@ class HardwareSpec(Section):
                 f"tech.e_cell_pj has {len(self.tech.e_cell_pj)} entries but "
                 f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
                 f"energy per level"
+            )
+        if self.device is not None and len(self.device.g_levels_us) != levels:
+            raise ValueError(
+                f"device.g_levels_us has {len(self.device.g_levels_us)} entries but "
+                f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
+                f"conductance per level"
             )
         if self.adc.col_mux > self.array.cols:
             raise ValueError(

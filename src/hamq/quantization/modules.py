@@ -5,6 +5,7 @@ integers drive the rows, the weight integers are stored in the cells."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,7 @@ class _QuantWeightMixin:
     _range_code: int | None
     weight_mask: torch.Tensor | None
     mask_fixed: bool
+    training: bool
 
     def _setup(self, cfg: QuantConfig) -> None:
         self.w_bits = cfg.w_bits
@@ -100,6 +102,9 @@ class _QuantWeightMixin:
         # it acts on the weight only once fixed (``mask_fixed``).
         self.register_buffer("weight_mask", None, persistent=False)
         self.mask_fixed = False
+        # Noise-aware training (hamq.training.analog): called with the integer weights in
+        # training forwards, returns the noise to add in integer units (not saved).
+        self.weight_noise: Callable[[torch.Tensor, int], torch.Tensor] | None = None
 
     @property
     def q_max(self) -> int:
@@ -132,7 +137,15 @@ class _QuantWeightMixin:
         return torch.clamp(self.masked_weight() / self.weight_scale(), -self.q_max, self.q_max)
 
     def weight_fake(self) -> torch.Tensor:
-        return qf.fake_quant(self.masked_weight(), self.weight_scale(), -self.q_max, self.q_max)
+        """The fake-quantized weight; in training with ``weight_noise`` set, plus the noise
+        the arrays would add (a constant for the backward pass)."""
+        w = self.masked_weight()
+        scale = self.weight_scale()
+        out = qf.fake_quant(w, scale, -self.q_max, self.q_max)
+        if self.weight_noise is not None and self.training:
+            codes = qf.quantize_int(w.detach(), scale, -self.q_max, self.q_max)
+            out = out + self.weight_noise(codes, self.w_bits) * scale
+        return out
 
 
 class QuantConv2d(_QuantWeightMixin, nn.Conv2d):

@@ -16,6 +16,7 @@ from hamq.models import MODELS, ModelConfig
 from hamq.quantization.config import QuantConfig
 from hamq.regularizers import REGULARIZERS, RegularizerConfig
 from hamq.sparsity.config import SparsityConfig
+from hamq.training.analog import AnalogTrainConfig
 
 #: Largest seed: torch generators take 64-bit seeds and each epoch's generator is seeded with
 #: ``seed * 1_000_003 + epoch``, which stays below 2**63 for 32-bit seeds.
@@ -126,6 +127,7 @@ class TrainConfig(Section):
     hardware: HardwareRef = HardwareRef()
     train: TrainSection = TrainSection()
     sparsity: SparsityConfig = SparsityConfig()
+    analog: AnalogTrainConfig = AnalogTrainConfig()
 
     @model_validator(mode="after")
     def _sparsity_phases(self) -> TrainConfig:
@@ -161,12 +163,17 @@ class TrainConfig(Section):
     def to_plain(self) -> dict[str, Any]:
         """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``).
 
-        A ``sparsity`` section at its defaults (no mask) is left out, so a dense run's
+        A ``sparsity`` (no mask) or ``analog`` (no noise) section at its defaults is left
+        out, so a dense run's
         config reads as it did before the section existed and its saved run folders and
         checkpoints still match it (resume, sweep reuse).
         """
-        exclude = {"sparsity"} if self.sparsity == SparsityConfig() else None
-        return self.model_dump(mode="json", by_alias=True, exclude=exclude)
+        exclude = {
+            name for name, default in (("sparsity", SparsityConfig()),
+                                       ("analog", AnalogTrainConfig()))
+            if getattr(self, name) == default
+        }  # fmt: skip
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
 
 
 def _parse_value(text: str) -> Any:

@@ -36,6 +36,7 @@ from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer
 from hamq.sparsity import phases as sparsity
+from hamq.training import analog
 from hamq.training import checkpoint as ckpt
 from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
@@ -140,6 +141,7 @@ def hardware_of(cfg: TrainConfig) -> HardwareSpec:
             f"quant.w_bits = {cfg.quant.w_bits} with hardware {hw.name} "
             f"({hw.representation}, {hw.cell_bits}-bit cells): {err}"
         ) from None
+    analog.check_analog(cfg.analog, hw, cfg.quant.w_bits)
     return hw
 
 
@@ -169,6 +171,7 @@ def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     state.regularizer = sparsity.run_regularizer(cfg, hw)
     if state.regularizer is not None:
         state.regularizer.attach(state.model)
+    analog.attach(state.model, hw, cfg.analog, cfg.seed)
 
 
 def _state_tensors(state: RunState) -> dict[str, torch.Tensor]:
@@ -288,6 +291,8 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if state.stage == "qat":
+            analog.clip_weights(model, cfg.analog)
         value = float(loss.detach())  # (a sync per step already; checking it is free)
         if not math.isfinite(value):
             raise diverged(f"the loss became {value} at step {i} of", epoch, state.stage, cfg)
@@ -380,6 +385,7 @@ def train_run(
             ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
             _enter_qat(state, cfg, hw)
         sparsity.before_epoch(state.model, state.optimizer, cfg, epoch)
+        analog.before_epoch(state.model, epoch)
         losses = train_epoch(state, cfg, data, epoch, device)
         val = evaluate(state.model, data, cfg.data.eval_batch_size, split="val")
         has_val = data.val_samples > 0

@@ -1,0 +1,73 @@
+"""hamq's PCM model against IBM aihwkit's ``PCMLikeNoiseModel``, the reference the design
+names: the programmed and drifted conductances of the same targets at the same times must
+come from the same distribution.
+
+Skipped without aihwkit. Install it without its dependencies (they pull a CUDA
+torchvision that breaks imports) and from the wheel (the 1.2.0 source package does not
+build)::
+
+    pip install --no-deps --only-binary=:all: aihwkit
+    pip install numpy scipy requests tqdm typing_extensions
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy.stats import ks_2samp
+
+from hamq.hardware.noise import conductances_at, program
+from hamq.hardware.spec import DeviceSpec, load_hardware
+
+pcm_module = pytest.importorskip(
+    "aihwkit.inference.noise.pcm",
+    reason="aihwkit is not installed (pip install --no-deps --only-binary=:all: aihwkit)",
+)
+
+#: Draws per target: a KS test at this size resolves a shift of ~1.5% of a sd.
+N = 20_000
+#: Fail when the two samples differ at this significance (one test of 48 should fail by
+#: chance at 1e-3 less than 5% of the time).
+ALPHA = 1e-3
+TIMES_S = (0.0, 3600.0, 86400.0, 3.15e7)
+
+
+def aihwkit_conductances(g_t: torch.Tensor, t_s: float, seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    model = pcm_module.PCMLikeNoiseModel(g_max=25.0)
+    g_prog = model.apply_programming_noise_to_conductance(g_t)
+    nu = model.generate_drift_coefficients(g_t)
+    return model.apply_drift_noise_to_conductance(g_prog, nu, t_s)
+
+
+def hamq_conductances(level: int, device: DeviceSpec, t_s: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    cells = program(torch.full((N,), level, dtype=torch.int64), device, gen)
+    return conductances_at(cells, t_s, device, gen)
+
+
+@pytest.mark.parametrize("t_s", TIMES_S)
+def test_conductance_distributions_match_aihwkit(t_s: float) -> None:
+    device = load_hardware("pcm-14nm").device
+    assert device is not None and device.model == "pcm"
+    for level in (0, 1, 3, 6, 9, 12, 15):
+        g_t = device.g_levels_us[level]
+        ours = hamq_conductances(level, device, t_s, seed=level)
+        ref = aihwkit_conductances(torch.full((N,), g_t, dtype=torch.float64), t_s, 100 + level)
+        stat = ks_2samp(ours.numpy(), ref.numpy())
+        assert stat.pvalue > ALPHA, (level, t_s, stat)
+        # means and sds of g(t) over the level agree to a few standard errors
+        se = float(ref.std()) / N**0.5
+        assert abs(float(ours.mean()) - float(ref.mean())) < 5 * se + 1e-9, (level, t_s)
+        assert float(ours.std()) == pytest.approx(float(ref.std()), rel=0.05), (level, t_s)
+
+
+def test_a_different_model_is_told_apart() -> None:
+    """The test has power: 30% more programming noise is detected."""
+    device = load_hardware("pcm-14nm").device
+    assert device is not None
+    louder = device.model_copy(update={"prog_noise_scale": 1.3})
+    ours = hamq_conductances(9, louder, 3600.0, seed=1)
+    ref = aihwkit_conductances(torch.full((N,), device.g_levels_us[9], dtype=torch.float64),
+                               3600.0, 2)  # fmt: skip
+    assert ks_2samp(ours.numpy(), ref.numpy()).pvalue < ALPHA

@@ -1,0 +1,109 @@
+"""``hamq eval --noise`` on a trained run, noise-aware training, and the one-line refusals
+of bad noise input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hamq.cli.main import main
+from hostile import refused
+
+
+def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--json"])
+    out = capsys.readouterr()
+    assert exc.value.code in (0, None), out.err
+    return json.loads(out.out)
+
+
+def test_eval_noise_over_time(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", str(run_copy), "--hw", "pcm-14nm", "--noise", "--t", "1s,1d,1y",
+            "--repeats", "3", "--samples", "120"]  # fmt: skip
+    out = run_json(args, capsys)
+    nz = out["noise"]
+    assert [t["label"] for t in nz["times"]] == ["1s", "1d", "1y"]
+    assert nz["repeats"] == 3 and nz["test_samples"] == 120 and nz["compensation"]
+    for t in nz["times"]:
+        accs = t["accuracies"]
+        assert len(accs) == 3 and t["mean"] == pytest.approx(sum(accs) / 3)
+        sd = float(torch.tensor(accs, dtype=torch.float64).std())
+        assert t["sd"] == pytest.approx(sd, abs=1e-12)
+    # seeded: the same command gives the same figures
+    again = run_json(args, capsys)["noise"]
+    assert again["times"] == nz["times"]
+    other = run_json([*args, "--noise-seed", "7"], capsys)["noise"]
+    assert other["times"] != nz["times"]
+    record = json.loads((run_copy / "run.json").read_text())
+    kept = record["noise"]["pcm-14nm"]
+    assert [t["mean"] for t in kept["times"]] == [t["mean"] for t in other["times"]]
+    assert (run_copy / kept["file"]).is_file()
+    assert (run_copy / kept["file"]).with_suffix(".png").stat().st_size > 1000
+    # the run still loads and evaluates after run.json gained the entry
+    plain = run_json(["eval", str(run_copy), "--samples", "120"], capsys)
+    assert plain["accuracy"] == out["accuracy"]
+
+
+def test_noise_table_in_text(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(run_copy), "--hw", "rram-1b", "--noise", "--t", "0s",
+              "--repeats", "2", "--samples", "60"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert exc.value.code in (0, None)
+    assert "noise: rram on rram-1b, 2 programmings" in out
+    assert "0s" in out and "vs noiseless (pp)" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--noise", "--t", "-1s"], ["time", "-1s"]),
+        (["--noise", "--t", "1fortnight"], ["time", "1fortnight", "unit"]),
+        (["--noise", "--repeats", "0"], ["--repeats", "0"]),
+        (["--t", "1s"], ["--t", "--noise"]),
+        (["--repeats", "3"], ["--repeats", "--noise"]),
+        (["--noise", "--hw", "sram-acim"], ["sram-acim", "device section"]),
+        (["--noise", "--set", "device.read_noise_scale=-1"], ["read_noise_scale"]),
+        (["--noise", "--set", "device.stuck_on_rate=1.5"], ["stuck_on_rate"]),
+        (["--noise", "--set", "device.g_levels_us=[1,2,3]"], ["g_levels_us", "3 entries"]),
+    ],
+)
+def test_bad_noise_input_is_refused(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needles: list[str]
+) -> None:
+    args = ["eval", str(tiny_run), *extra]
+    if "--hw" not in extra:
+        args += ["--hw", "pcm-14nm"] if "device." not in " ".join(extra) else ["--hw", "rram-1b"]
+    refused(capsys, args, needles)
+
+
+def test_noise_aware_training_needs_a_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused(capsys, ["train", "--out", str(tmp_path / "r"), "--quiet",
+                     "--set", "hardware.preset=sram-acim", "--set", "analog.noise=true"],
+            ["analog.noise", "sram-acim", "device"])  # fmt: skip
+    refused(capsys, ["train", "--out", str(tmp_path / "r"), "--quiet",
+                     "--set", "analog.scale=-1"], ["analog.scale"])  # fmt: skip
+
+
+def test_noise_aware_training_with_hamq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both named in one config: it trains, records both, and the eval forward is clean."""
+    out = tmp_path / "nat"
+    args = ["train", "--out", str(out), "--quiet", "--set", "train.float_epochs=1",
+            "--set", "train.qat_epochs=1", "--set", "hardware.preset=pcm-14nm",
+            "--set", "analog.noise=true", "--set", "analog.clip_sigma=2.5",
+            "--set", "regularizer.name=hamming", "--set", "regularizer.lambda=0.5"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    cfg = (out / "config.yaml").read_text()
+    assert "analog:" in cfg and "noise: true" in cfg and "name: hamming" in cfg
+    from hamq.training.runs import load_run
+
+    run = load_run(out)
+    assert run.config.analog.noise and run.config.analog.clip_sigma == 2.5
