@@ -74,6 +74,10 @@ class TrainSection(Section):
     select: which QAT epoch's weights the run keeps and reports: ``best_val`` (highest
         validation accuracy; on a tie the later epoch, whose regularizer has acted longer)
         or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
+    select_from: the first QAT epoch (0-based) ``best_val`` may keep. A regularizer needs
+        epochs to act; on a small validation split an early epoch can win by noise and
+        undo it (DS-CNN/KWS, HamQ: epoch 0 kept on one fold of three, with twice the ON
+        cells of the others; RESULTS.md). Fix it before training, for every arm alike.
     """
 
     float_epochs: int = Field(10, ge=0, le=MAX_EPOCHS)
@@ -91,9 +95,15 @@ class TrainSection(Section):
     channels_last: bool = False
     init_from: str | None = None
     select: Literal["best_val", "last"] = "best_val"
+    select_from: int = Field(0, ge=0, le=MAX_EPOCHS)
 
     @model_validator(mode="after")
     def _init_from(self) -> TrainSection:
+        if self.select_from >= self.qat_epochs:
+            raise ValueError(
+                f"train.select_from = {self.select_from}: must be below train.qat_epochs = "
+                f"{self.qat_epochs} (it is the first QAT epoch selection may keep)"
+            )
         if self.init_from is not None and self.float_epochs != 0:
             raise ValueError(
                 f"train.init_from is set, so train.float_epochs must be 0 "
@@ -163,8 +173,8 @@ class TrainConfig(Section):
     def to_plain(self) -> dict[str, Any]:
         """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``).
 
-        A ``sparsity`` (no mask) or ``analog`` (no noise) section at its defaults is left
-        out, so a dense run's
+        A ``sparsity`` (no mask) or ``analog`` (no noise) section at its defaults, and
+        ``train.select_from`` at 0, are left out, so a dense run's
         config reads as it did before the section existed and its saved run folders and
         checkpoints still match it (resume, sweep reuse).
         """
@@ -173,7 +183,10 @@ class TrainConfig(Section):
                                        ("analog", AnalogTrainConfig()))
             if getattr(self, name) == default
         }  # fmt: skip
-        return self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
+        plain = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
+        if self.train.select_from == 0:  # likewise a field added in 0.4
+            del plain["train"]["select_from"]
+        return plain
 
 
 def _parse_value(text: str) -> Any:

@@ -401,6 +401,7 @@ def train_run(
             cfg.train.select == "best_val"
             and state.stage == "qat"
             and sparsity.selectable(cfg, epoch)
+            and epoch - cfg.train.float_epochs >= cfg.train.select_from
             and val >= state.best_val
         ):
             # keep this epoch's weights before the checkpoint names it as the best
