@@ -343,3 +343,57 @@ def test_skip_empty_columns_matches_brute_force() -> None:
         assert row.conversions <= base.conversions
     assert got.layers[0].mapped_cols < ref.layers[0].mapped_cols
     assert sum(r.conversions for r in got.layers) < sum(r.conversions for r in ref.layers)
+
+
+@pytest.mark.parametrize(
+    ("rep", "cb", "k_cycle", "signed", "groups", "stride", "dilation", "noisy"),
+    [
+        ("differential", 1, 1, False, 1, 1, 1, False),
+        ("differential", 4, 8, True, 1, 2, 1, False),
+        ("shifted", 2, 2, True, 2, 1, 2, False),
+        ("twos_complement", 1, 3, False, 4, 2, 1, False),
+        ("differential", 2, 4, True, 4, 1, 1, True),
+        ("shifted", 4, 8, False, 1, 1, 1, True),
+    ],
+)
+def test_convolution_path_matches_the_unfolded_one(
+    rep: str,
+    cb: int,
+    k_cycle: int,
+    signed: bool,
+    groups: int,
+    stride: int,
+    dilation: int,
+    noisy: bool,
+) -> None:
+    """``crossbar_conv2d`` (one row tile, bitline sums by convolution) equals
+    ``crossbar_mvm`` on the unfolded inputs, through a lossy ADC, with noisy levels too."""
+    from hamq.hardware.crossbar import crossbar_conv2d
+    from hamq.hardware.energy import input_vectors
+    from hamq.hardware.mapping import ConvGeometry, conv_geometry, map_weights
+
+    gen = torch.Generator().manual_seed(groups * 7 + stride)
+    conv = nn.Conv2d(8, 8, 3, stride=stride, padding=1, dilation=dilation, groups=groups)
+    codes_w = torch.randint(-127, 128, conv.weight.shape, generator=gen)
+    preset = {1: "rram-1b", 2: "rram-2b-40nm", 4: "pcm-14nm"}[cb]
+    sets = {"array.representation": rep, "array.rows": 512, "input.bits_per_cycle": k_cycle}
+    hw = load_hardware(preset, **sets)
+    m = map_weights("c", codes_w, conv_geometry(conv), groups, 8, hw)
+    assert m.row_tiles == 1
+    levels = m.levels.to(torch.float32)
+    if noisy:
+        levels = levels + 0.3 * torch.randn(levels.shape, generator=gen)
+    sched = input_schedule(8, signed, k_cycle)
+    lo = -127 if signed else 0
+    x = torch.randint(lo, 128 if signed else 256, (3, 8, 7, 6), generator=gen)
+    place, offset = place_values(8, rep, cb), word_offset(8, rep)  # type: ignore[arg-type]
+    geo = ConvGeometry((3, 3), (stride, stride), (1, 1), (dilation, dilation))
+    for adc in (None, AdcTransfer(6, 3.0), AdcTransfer(4)):
+        direct = crossbar_conv2d(x, levels, sched, place, offset, geo, groups, adc)
+        y = crossbar_mvm(input_vectors(x, m), levels, sched, place, offset, 512, adc,
+                         noisy=noisy)  # fmt: skip
+        g, _, n = y.shape
+        b = x.shape[0]
+        unfolded = y.reshape(g, b, -1, n).permute(1, 0, 3, 2).reshape(b, g * n, *direct.shape[2:])
+        tol = 1e-3 * float(unfolded.abs().max()) if noisy else 0.0
+        assert torch.allclose(direct, unfolded, rtol=0, atol=tol), adc

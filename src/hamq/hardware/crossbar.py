@@ -44,9 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from hamq.hardware.energy import InputSchedule
-from hamq.hardware.mapping import ceil_div
+from hamq.hardware.mapping import ConvGeometry, ceil_div
 from hamq.hardware.representation import Representation, column_sets, n_slices
 
 #: Largest bitline sum a float32 matrix product holds exactly (its 24-bit mantissa).
@@ -284,6 +285,117 @@ def _converted_columns(
     return out if adc is None or adc.step == 1.0 else out.mul_(adc.step)
 
 
+def crossbar_conv2d(
+    codes: torch.Tensor,
+    levels: torch.Tensor,
+    schedule: InputSchedule,
+    place: torch.Tensor,
+    offset: int,
+    conv: ConvGeometry,
+    groups: int,
+    adc: AdcTransfer | None = None,
+    observe: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """:func:`crossbar_mvm` of a convolution whose rows fit one array (one row tile), by
+    convolving each input digit with the cell levels of every column: the bitline sums
+    of all output positions at once, without unfolding the input. Every column goes
+    through ``adc`` (a lossless column converts to itself). Same arithmetic, same values
+    to ``observe`` (as one ``(B, G*cols, H', W')`` block per pass and digit).
+
+    Args:
+        codes: integer input codes ``(B, C_in, H, W)``.
+        levels: cell levels ``(G, K, cols)``, ``K = C_in / G * kh * kw`` (one row tile).
+    Returns:
+        float64 ``(B, G * N, H', W')`` in the layer's output channel order.
+    """
+    g, k, cols = levels.shape
+    cpw = place.numel()
+    n = cols // cpw
+    if adc is None and observe is None:  # ideal conversions: recombine, then one conv
+        return _recombined_conv2d(codes, levels, place, offset, conv, groups)
+    kk = schedule.bits_per_cycle
+    mask = 2**kk - 1
+    top_level = max(float(levels.max()), 0.0) if levels.numel() else 0.0
+    p_max = k * (2**kk - 1) * top_level
+    dtype = torch.float32 if p_max < _F32_EXACT else torch.float64
+    code_max = p_max if adc is None else min(p_max, 2**adc.bits - 1)
+    place64 = place.to(torch.float64)
+    # float32 accumulation and recombination while every total fits its mantissa
+    total_max = code_max * 2.0**schedule.magnitude_bits * float(place64.abs().sum())
+    acc_dtype = torch.float32 if total_max < _F32_EXACT else torch.float64
+    c_in = codes.shape[1] // groups
+    weight = levels.to(dtype).permute(0, 2, 1).reshape(g * cols, c_in, *conv.kernel_size)
+    ints = codes.to(torch.int32)
+
+    def bitline_sums(digit: torch.Tensor) -> torch.Tensor:
+        """(B, G*cols, H', W') sums of one digit plane. oneDNN on CPU is several times
+        slower for a depthwise conv with a channel multiplier, and for channels-first
+        inputs, than for cols plain depthwise convs and channels-last inputs."""
+        if c_in == 1 and g > 1 and cols > 1:
+            per_col = weight.reshape(g, cols, 1, *conv.kernel_size)
+            planes = [F.conv2d(digit, per_col[:, j], None, conv.stride, conv.padding,
+                               conv.dilation, g) for j in range(cols)]  # fmt: skip
+            return torch.stack(planes, 2).reshape(digit.shape[0], g * cols, *planes[0].shape[2:])
+        digit = digit.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(digit, weight, None, conv.stride, conv.padding, conv.dilation, g)
+
+    acc: torch.Tensor | None = None
+    for sign in (1, -1)[: schedule.passes]:
+        x = (ints * sign).clamp_(min=0)
+        pass_sum: torch.Tensor | None = None
+        for d in reversed(range(schedule.digits)):  # Horner: MSB digit first
+            digit = x if schedule.digits == 1 else (x >> (kk * d)) & mask
+            sums = bitline_sums(digit.to(dtype))
+            if observe is not None:
+                observe(sums)
+            if adc is not None:
+                adc.codes_(sums)
+            sums = sums.to(acc_dtype)
+            pass_sum = sums if pass_sum is None else sums.add_(pass_sum, alpha=2**kk)
+        assert pass_sum is not None
+        acc = pass_sum if acc is None else acc.sub_(pass_sum)
+    assert acc is not None
+    b, _, h, w = acc.shape
+    per_col = acc.view(b, g, n, cpw, h, w)  # a view in either memory format
+    out = per_col[:, :, :, 0] * float(place64[0])
+    for j in range(1, cpw):  # recombine the columns of each weight, one slice at a time
+        out.add_(per_col[:, :, :, j], alpha=float(place64[j]))
+    out = out.reshape(b, g * n, h, w).to(torch.float64)
+    if adc is not None and adc.step != 1.0:
+        out.mul_(adc.step)
+    if offset:
+        ones = torch.ones(g, c_in, *conv.kernel_size, dtype=torch.float64)
+        xsum = F.conv2d(codes.to(torch.float64), ones, None, conv.stride, conv.padding,
+                        conv.dilation, groups)  # fmt: skip
+        out -= offset * xsum.repeat_interleave(n, dim=1)
+    return out
+
+
+def _recombined_conv2d(
+    codes: torch.Tensor,
+    levels: torch.Tensor,
+    place: torch.Tensor,
+    offset: int,
+    conv: ConvGeometry,
+    groups: int,
+) -> torch.Tensor:
+    """The convolution with each weight's columns recombined (``sum place * level -
+    offset``): what every bitline sum through ideal conversions adds up to. float32 where
+    every product sum fits its mantissa, else float64."""
+    g, k, cols = levels.shape
+    cpw = place.numel()
+    w = levels.to(torch.float64).reshape(g, k, cols // cpw, cpw) @ place.to(torch.float64)
+    w = w - offset  # (G, K, N)
+    bound = k * float(codes.abs().max()) * float(w.abs().max()) if codes.numel() else 0.0
+    dtype = torch.float32 if bound < _F32_EXACT else torch.float64
+    weight = w.permute(0, 2, 1).reshape(-1, codes.shape[1] // groups, *conv.kernel_size)
+    x = codes.to(dtype)
+    if groups == 1:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = F.conv2d(x, weight.to(dtype), None, conv.stride, conv.padding, conv.dilation, groups)
+    return out.to(torch.float64)
+
+
 def reference_mvm(
     vectors: torch.Tensor,
     levels: torch.Tensor,
@@ -329,6 +441,7 @@ def reference_mvm(
 __all__ = [
     "AdcTransfer",
     "check_simulatable",
+    "crossbar_conv2d",
     "crossbar_mvm",
     "full_scale_transfer",
     "lossless_bits",

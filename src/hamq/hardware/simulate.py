@@ -32,7 +32,7 @@ forward; with lossless ADCs ``acc`` equals the integer convolution exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -46,6 +46,7 @@ from hamq.errors import HamqError
 from hamq.hardware.crossbar import (
     AdcTransfer,
     check_simulatable,
+    crossbar_conv2d,
     crossbar_mvm,
     full_scale_transfer,
     lossless_bits,
@@ -183,9 +184,11 @@ class LayerSim:
         if self.histogram is None and not self.noisy and self.provably_lossless():
             return self._integer_product(codes)
         m = self.mapping
+        observe = self._observe if self.histogram is not None else None
+        if m.conv is not None and m.row_tiles == 1:  # every bitline sum by convolution
+            return self._direct(codes, observe)
         per_sample = max(1, codes[0].numel()) * m.cols * m.row_tiles
         chunk = max(1, _CHUNK_ELEMENTS // per_sample)
-        observe = self._observe if self.histogram is not None else None
         parts = []
         for i in range(0, codes.shape[0], chunk):
             part = codes[i : i + chunk]
@@ -196,6 +199,33 @@ class LayerSim:
         out = torch.cat(parts)
         return out.mul_(self.gain) if self.gain != 1.0 else out
 
+    def _direct(
+        self, codes: torch.Tensor, observe: Callable[[torch.Tensor], None] | None
+    ) -> torch.Tensor:
+        """:meth:`accumulate` of a one-row-tile convolution (``crossbar_conv2d``), in
+        chunks of samples."""
+        m = self.mapping
+        assert m.conv is not None
+        h_out, w_out = self._out_size(codes.shape)
+        per_sample = max(1, m.cols * m.groups * h_out * w_out)
+        chunk = max(1, _CHUNK_ELEMENTS // per_sample)
+        parts = [
+            crossbar_conv2d(codes[i : i + chunk], self.levels, self.schedule, self.place,
+                            self.offset, m.conv, m.groups, self.transfer, observe)
+            for i in range(0, codes.shape[0], chunk)
+        ]  # fmt: skip
+        out = torch.cat(parts)
+        return out.mul_(self.gain) if self.gain != 1.0 else out
+
+    def _out_size(self, in_shape: torch.Size) -> list[int]:
+        c = self.mapping.conv
+        assert c is not None
+        return [
+            (size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, k, s, p, d in zip(in_shape[2:], c.kernel_size, c.stride, c.padding,
+                                        c.dilation, strict=True)
+        ]  # fmt: skip
+
     def _layout(self, y: torch.Tensor, in_shape: torch.Size) -> torch.Tensor:
         """``(G, V, N)`` accumulations to the layer's output layout."""
         m = self.mapping
@@ -203,11 +233,7 @@ class LayerSim:
         if m.conv is None:
             return y.reshape(*in_shape[:-1], n)
         b = in_shape[0]
-        hw_out = [
-            (size + 2 * p - d * (k - 1) - 1) // s + 1
-            for size, k, s, p, d in zip(in_shape[2:], m.conv.kernel_size, m.conv.stride,
-                                        m.conv.padding, m.conv.dilation, strict=True)
-        ]  # fmt: skip
+        hw_out = self._out_size(in_shape)
         y = y.reshape(g, b, -1, n).permute(1, 0, 3, 2)  # (B, G, N, L)
         return y.reshape(b, g * n, *hw_out)
 
