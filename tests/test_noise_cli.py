@@ -107,3 +107,43 @@ def test_noise_aware_training_with_hamq(tmp_path: Path, capsys: pytest.CaptureFi
 
     run = load_run(out)
     assert run.config.analog.noise and run.config.analog.clip_sigma == 2.5
+
+
+def test_sweep_reports_the_noisy_accuracy_at_a_chosen_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    import yaml
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "base": {"train": {"float_epochs": 1, "qat_epochs": 1}},
+        "energy_hw": "pcm-14nm", "energy_samples": 60, "noise_t": "1d", "noise_repeats": 2,
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(sweep), "--out", str(out), "--quiet"])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert rows[0]["noise_t"] == "1d" and 0.0 <= float(rows[0]["noisy_accuracy"]) <= 1.0
+    record = json.loads((out / "w8-baseline" / "run.json").read_text())
+    kept = record["noise"]["pcm-14nm"]
+    assert kept["repeats"] == 2 and kept["times"][0]["mean"] == float(rows[0]["noisy_accuracy"])
+    assert "noisy acc. at 1d" in (out / "report.md").read_text()
+    files = sorted((out / "w8-baseline" / "noise").glob("*.json"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    with pytest.raises(SystemExit) as exc:  # the rerun reuses the evaluation
+        main(["sweep", str(sweep), "--out", str(out), "--quiet"])
+    assert files[0].stat().st_mtime_ns == stamp
+
+
+def test_sweep_with_a_bad_noise_time_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"noise_t": "-1d"}))
+    refused(capsys, ["sweep", str(sweep), "--out", str(tmp_path / "o")], ["noise_t", "-1d"])

@@ -15,6 +15,9 @@ A sweep file (YAML)::
     energy_hw: rram-1b              # hardware for the energy columns (default: each run's own)
     energy_samples: 1000            # test samples the energy is measured on
     crossbar: false                 # also the accuracy as the crossbars compute it (slower)
+    noise_t: null                   # e.g. 1d: also the accuracy on noisy arrays at that time
+    noise_repeats: 3                # ... mean +- sd over this many programmings (energy_hw,
+                                    # energy_samples; docs/noise.md)
     share_float: true               # float pre-training once per seed, reused by all runs
 
 With ``share_float`` the first run of each seed trains its float stage and saves
@@ -106,6 +109,19 @@ class SweepConfig(Section):
     energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
     crossbar: bool = False
+    noise_t: str | None = None
+    noise_repeats: int = Field(3, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _noise_time(self) -> SweepConfig:
+        if self.noise_t is not None:
+            from hamq.hardware.noise import parse_time
+
+            try:
+                parse_time(self.noise_t)
+            except HamqError as err:
+                raise ValueError(f"noise_t: {err}") from None
+        return self
 
     @model_validator(mode="after")
     def _grid(self) -> SweepConfig:
@@ -209,6 +225,36 @@ def measure_energy(
         result["crossbar"] = xb
     atomic_write_text(cache, json.dumps(result, indent=2))
     return result
+
+
+def measure_noise(
+    run_dir: Path, hw: str | None, samples: int, t_label: str, repeats: int
+) -> dict[str, Any]:
+    """Accuracy of a finished run on noisy arrays ``t_label`` after programming, mean and
+    sd over ``repeats`` programmings (seed: the run's), on ``hw`` (None: the run's own);
+    reused from the run's ``noise/`` when the same evaluation was done before."""
+    from hamq.hardware.noise import parse_time
+    from hamq.training.crossbar_eval import hardware_digest
+    from hamq.training.noise_eval import noise_evaluation, result_key, save_noise_result
+    from hamq.training.run_hardware import resolve_hardware
+    from hamq.training.runs import load_run
+
+    run = load_run(run_dir)
+    resolved = resolve_hardware(run.record, run.config, f"{run_dir}/run.json", hw)
+    t_s = parse_time(t_label)
+    data = run.data()
+    n = min(samples, int(data.test_y.numel()))
+    probe = {"hardware_digest": hardware_digest(resolved.spec), "seed": run.config.seed,
+             "repeats": repeats, "test_samples": n, "times": [{"t_s": t_s}]}  # fmt: skip
+    cached = run_dir / "noise" / f"{result_key(probe)}.json"
+    if cached.is_file():
+        result = json.loads(cached.read_text())
+    else:
+        result = noise_evaluation(run.model, data, resolved.spec, [t_s], repeats,
+                                  run.config.seed, test_samples=samples)  # fmt: skip
+        save_noise_result(run_dir, result, resolved.spec)
+    t = result["times"][0]
+    return {"noisy_accuracy": t["mean"], "noisy_accuracy_sd": t["sd"], "noise_t": t["label"]}
 
 
 ERROR_FILE = "error.txt"
@@ -337,6 +383,9 @@ def train_and_measure(
             row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
             if "crossbar" in energy:
                 row.update(crossbar_accuracy=energy["crossbar"]["crossbar_accuracy"])
+        if sweep.noise_t is not None:
+            row.update(measure_noise(run.run_dir, sweep.energy_hw, sweep.energy_samples,
+                                     sweep.noise_t, sweep.noise_repeats))  # fmt: skip
     except HamqError as err:
         row.update(status=f"failed: {err}")
     except Exception as err:  # a broken run must not stop the sweep
@@ -411,6 +460,9 @@ COLUMNS = [
     "e_cb_ad_reduction",
     "crossbar_accuracy",
     "crossbar_delta_pp",
+    "noise_t",
+    "noisy_accuracy",
+    "noisy_accuracy_sd",
     "overrides",
 ]
 
@@ -438,8 +490,10 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
     has_energy = any("e_cb_j" in r for r in rows)
     has_n = any(r.get("test_samples") for r in ok)
     has_xb = any(r.get("crossbar_accuracy") is not None for r in ok)
+    noise_t = next((r["noise_t"] for r in ok if r.get("noise_t")), None)
     head = ["run", "accuracy", *(["95% CI"] if has_n else []), "Δacc (pp)"]
-    head += [*(["crossbar acc."] if has_xb else []), "ON cells", "ON red."]
+    head += [*(["crossbar acc."] if has_xb else [])]
+    head += [*([f"noisy acc. at {noise_t}"] if noise_t else []), "ON cells", "ON red."]
     units = {k: energy_unit(r.get(k) for r in ok) for k in ("e_cb_j", "e_cb_ad_j")}
     if has_energy:
         head += [f"E_cb ({units['e_cb_j'][0]})", f"E_cb&AD ({units['e_cb_ad_j'][0]})"]
@@ -458,6 +512,9 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
         if has_xb:
             xb = r.get("crossbar_accuracy")
             cells.append("" if xb is None else f"{100 * xb:.2f}%")
+        if noise_t:
+            nz, sd = r.get("noisy_accuracy"), r.get("noisy_accuracy_sd")
+            cells.append("" if nz is None else f"{100 * nz:.2f}% ± {100 * (sd or 0):.2f}")
         cells += [
             str(r["cells_on"]),
             _pct(r.get("cells_on_reduction")),
@@ -468,6 +525,12 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if notes:
         lines += ["", *_column_notes(ok, has_energy, has_n, has_xb)]
+        if noise_t:
+            lines.append(
+                f"- noisy acc. at {noise_t}: crossbar test accuracy {noise_t} after "
+                f"programming on noisy, drifting arrays (docs/noise.md), mean ± sd over the "
+                f"programmings, on the energy samples."
+            )
     return "\n".join(lines)
 
 
