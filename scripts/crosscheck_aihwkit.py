@@ -140,12 +140,15 @@ def main() -> None:
                "welch_p": welch_p(a, b)}  # fmt: skip
         rows.append(row)
         p = "" if math.isnan(row["welch_p"]) else f"{row['welch_p']:.3f}"
-        print(f"  {row['label']:>5}  {100 * row['hamq_mean']:7.2f} ± {100 * row['hamq_sd']:5.2f}"
-              f"  {100 * row['aihwkit_mean']:7.2f} ± {100 * row['aihwkit_sd']:5.2f}  {p:>8}")  # fmt: skip
+        ham = f"{100 * row['hamq_mean']:7.2f} ± {100 * row['hamq_sd']:5.2f}"
+        aih = f"{100 * row['aihwkit_mean']:7.2f} ± {100 * row['aihwkit_sd']:5.2f}"
+        print(f"  {row['label']:>5}  {ham}  {aih}  {p:>8}")
     if args.json:
-        out = {"run": args.run, "hardware": hw.name, "test_samples": n, "ideal": ideal / n,
-               "digital_twin": floor / n, "repeats": args.repeats,
-               "aihwkit": aihwkit.__version__, "machine": platform.machine(), "times": rows}  # fmt: skip
+        out = {
+            "run": args.run, "hardware": hw.name, "test_samples": n, "ideal": ideal / n,
+            "digital_twin": floor / n, "repeats": args.repeats,
+            "aihwkit": aihwkit.__version__, "machine": platform.machine(), "times": rows,
+        }  # fmt: skip
         Path(args.json).write_text(json.dumps(out, indent=2))
 
 
