@@ -244,12 +244,6 @@ class HardwareSpec(Section):
                 f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
                 f"energy per level"
             )
-        if self.device is not None and len(self.device.g_levels_us) != levels:
-            raise ValueError(
-                f"device.g_levels_us has {len(self.device.g_levels_us)} entries but "
-                f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
-                f"conductance per level"
-            )
         if self.adc.col_mux > self.array.cols:
             raise ValueError(
                 f"adc.col_mux = {self.adc.col_mux} exceeds array.cols = {self.array.cols}: "
@@ -264,6 +258,24 @@ class HardwareSpec(Section):
     @property
     def cell_bits(self) -> int:
         return self.array.cell_bits
+
+    def device_problem(self) -> str | None:
+        """Why the ``device`` section cannot give this array's noise (None: it can). Checked
+        where noise is asked for, not on load: an energy-only study may change
+        ``array.cell_bits`` without rewriting the conductances."""
+        if self.device is None:
+            return (
+                f"hardware '{self.name}' has no device section (conductance per level and "
+                f"noise model)"
+            )
+        levels = 2**self.array.cell_bits
+        if len(self.device.g_levels_us) != levels:
+            return (
+                f"device.g_levels_us has {len(self.device.g_levels_us)} entries but "
+                f"array.cell_bits = {self.array.cell_bits} gives {levels} levels; give one "
+                f"conductance per level"
+            )
+        return None
 
     def adc_policy(self, layer: str) -> tuple[str, int]:
         """(policy, bits) of layer ``layer``: its ``adc.layers`` entry, else the ADC's own."""

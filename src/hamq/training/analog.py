@@ -96,11 +96,11 @@ def check_analog(cfg: AnalogTrainConfig, hw: HardwareSpec, w_bits: int) -> None:
     """Refuse noise-aware training the hardware cannot give (one line, the fix)."""
     if not cfg.noise:
         return
-    if hw.device is None:
+    problem = hw.device_problem()
+    if problem is not None:
         raise HamqError(
-            f"analog.noise = true but hardware '{hw.name}' has no device section "
-            f"(conductance levels and noise model); set hardware.preset to one that has "
-            f"(pcm-14nm, rram-1b, rram-2b-40nm) or add a device section to its YAML"
+            f"analog.noise = true but {problem}; set hardware.preset to one that has a "
+            f"device section (pcm-14nm, rram-1b, rram-2b-40nm) or add one to its YAML"
         )
     try:
         check_simulatable(w_bits, hw.representation, hw.cell_bits)

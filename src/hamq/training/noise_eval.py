@@ -44,14 +44,18 @@ MAX_REPEATS = 10_000
 
 
 def check_noise_hardware(hw: HardwareSpec) -> None:
-    """Refuse a hardware description without conductance levels (one line, the fix)."""
+    """Refuse a hardware description without usable conductance levels (one line, the
+    fix)."""
+    problem = hw.device_problem()
+    if problem is None:
+        return
     if hw.device is None:
         raise HamqError(
-            f"hardware '{hw.name}' has no device section (conductance per level and noise "
-            f"model), so --noise has nothing to draw from; use a preset that has one "
+            f"{problem}, so --noise has nothing to draw from; use a preset that has one "
             f"(pcm-14nm, rram-1b, rram-2b-40nm) or add device: {{model: pcm, g_levels_us: "
             f"[...]}} to the YAML"
         )
+    raise HamqError(f"--noise on hardware {hw.name}: {problem}")
 
 
 def _seed(*parts: int) -> int:
