@@ -3,6 +3,8 @@
     python scripts/noise_table.py --hw pcm-14nm \
         baseline=runs/kws-kfold/w8-baseline-s{0,1,2} hamq=runs/kws-pcm/w8-hamming-0.5-rc96-s{0,1,2}
 
+(``NAME=RUN1 NAME=RUN2``, as the shell expands the braces, is one group of two runs.)
+
 Each ``NAME=RUN [RUN ...]`` group is one setting (a run per fold or seed). The script reads
 each run's ``run.json`` entry ``noise.<hw>``, written by ``hamq eval RUN --hw HW --noise``.
 Per time it prints:
@@ -38,8 +40,8 @@ def main() -> None:
     current = None
     for item in args.groups:
         if "=" in item:
-            current, first = item.split("=", 1)
-            groups[current] = [first]
+            current, first = item.split("=", 1)  # NAME=RUN repeated (shell braces) extends
+            groups.setdefault(current, []).append(first)
         elif current is None:
             sys.exit(f"{item}: give NAME=RUN first")
         else:
