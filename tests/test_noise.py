@@ -230,3 +230,22 @@ def test_skipped_empty_columns_carry_no_noise() -> None:
     empty = sim.mapping.tile_column_sums[:, 0] == 0  # (G, cols)
     assert bool(empty.any())
     assert bool((sim.levels[0][:, empty[0]] == 0).all())
+
+
+def test_compensation_leaves_the_word_offset_alone() -> None:
+    """Shifted weights: the gain scales what the arrays sum, while the offset that the
+    periphery subtracts stays exact. Without noise but with drift, compensation must
+    give back the integer layer almost exactly (all cells drift alike)."""
+    conv, sim, hw, codes = _sim("pcm-14nm", **{"array.representation": "shifted"})
+    assert hw.device is not None
+    uniform = hw.device.model_copy(update={"prog_noise_scale": 0.0, "read_noise_scale": 0.0})
+    sim.program(uniform, gen())
+    # every device drifts by the same factor: replace the drawn exponents by one value
+    assert sim.cells is not None
+    sim.cells = type(sim.cells)(sim.cells.g_prog_us, torch.full_like(sim.cells.g_prog_us, 0.05))
+    sim.read_at(3.0e7, uniform, gen())
+    assert sim.gain > 2.0
+    exact = F.conv2d(codes.double(), conv.weight_int().double(), None, 1, 1)
+    assert torch.allclose(
+        sim.accumulate(codes), exact, rtol=0, atol=1e-3 * float(exact.abs().max())
+    )

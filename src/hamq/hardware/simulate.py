@@ -197,7 +197,7 @@ class LayerSim:
                              self.noisy)  # fmt: skip
             parts.append(self._layout(y, part.shape))
         out = torch.cat(parts)
-        return out.mul_(self.gain) if self.gain != 1.0 else out
+        return self._compensated(out, codes)
 
     def _direct(
         self, codes: torch.Tensor, observe: Callable[[torch.Tensor], None] | None
@@ -215,7 +215,28 @@ class LayerSim:
             for i in range(0, codes.shape[0], chunk)
         ]  # fmt: skip
         out = torch.cat(parts)
-        return out.mul_(self.gain) if self.gain != 1.0 else out
+        return self._compensated(out, codes)
+
+    def _compensated(self, out: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Apply the drift compensation gain to the analog part of ``out``: the arrays'
+        sum, not the word offset the periphery removes exactly (``gain * (out + offset *
+        sum x) - offset * sum x``)."""
+        if self.gain == 1.0:
+            return out
+        out.mul_(self.gain)
+        if self.offset:
+            ones = torch.ones_like(self.weights)
+            out += (self.gain - 1.0) * self.offset * self._input_sums(codes, ones)
+        return out
+
+    def _input_sums(self, codes: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+        """Per output, the sum of the inputs its rows see (the layer with all weights 1)."""
+        m = self.mapping
+        x = codes.to(torch.float64)
+        if m.conv is None:
+            return F.linear(x, ones)
+        c = m.conv
+        return F.conv2d(x, ones, None, c.stride, c.padding, c.dilation, m.groups)
 
     def _out_size(self, in_shape: torch.Size) -> list[int]:
         c = self.mapping.conv
