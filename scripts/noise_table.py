@@ -33,7 +33,9 @@ def load(run: str, hw: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hw", required=True)
+    parser.add_argument("--hw", required=True,
+                        help="run.json noise key: a preset's name, or NAME@DIGEST for a "
+                        "changed one (as hamq eval --noise prints)")  # fmt: skip
     parser.add_argument("groups", nargs="+", help="NAME=RUN (repeat RUN after a group)")
     args = parser.parse_args()
     groups: dict[str, list[str]] = {}

@@ -147,3 +147,14 @@ def test_sweep_with_a_bad_noise_time_is_refused(
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({"noise_t": "-1d"}))
     refused(capsys, ["sweep", str(sweep), "--out", str(tmp_path / "o")], ["noise_t", "-1d"])
+
+
+def test_a_changed_preset_gets_its_own_run_json_entry(
+    run_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["eval", str(run_copy), "--hw", "pcm-14nm", "--noise", "--t", "1s", "--repeats",
+            "2", "--samples", "60"]  # fmt: skip
+    run_json(base, capsys)
+    run_json([*base, "--set", "array.representation=shifted"], capsys)
+    keys = sorted(json.loads((run_copy / "run.json").read_text())["noise"])
+    assert keys[0] == "pcm-14nm" and keys[1].startswith("pcm-14nm@") and len(keys) == 2

@@ -182,7 +182,10 @@ def eval_cmd(
 
             for line in format_noise(result["noise"]):
                 click.echo(line)
-            click.echo(f"  (written to {result['noise_file']} and its .png)")
+            from hamq.training.noise_eval import record_key
+
+            click.echo(f"  (written to {result['noise_file']} and its .png; run.json "
+                       f"noise.{record_key(resolved.spec)})")  # fmt: skip
         for layer in result["layers"]:
             click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")
 

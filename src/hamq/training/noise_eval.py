@@ -140,9 +140,20 @@ def result_key(result: dict[str, Any]) -> str:
     return f"{result['hardware_digest']}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
+def record_key(hw: HardwareSpec) -> str:
+    """The key of a result in ``run.json``'s ``noise``: the preset's name when ``hw`` is
+    that preset unchanged, else ``name@digest`` (an overridden preset is another array)."""
+    from hamq.hardware.spec import load_hardware, preset_names
+
+    digest = hardware_digest(hw)
+    if hw.name in preset_names() and hardware_digest(load_hardware(hw.name)) == digest:
+        return hw.name
+    return f"{hw.name}@{digest}"
+
+
 def save_noise_result(run_dir: str | Path, result: dict[str, Any], hw: HardwareSpec) -> Path:
     """Write ``result`` to ``RUN/noise/<key>.json`` (with its plot) and its summary to
-    ``run.json``'s ``noise`` entry, keyed by hardware name; atomic writes."""
+    ``run.json``'s ``noise`` entry (:func:`record_key`); atomic writes."""
     folder = Path(run_dir) / "noise"
     path = folder / f"{result_key(result)}.json"
     atomic_write_text(
@@ -156,7 +167,7 @@ def save_noise_result(run_dir: str | Path, result: dict[str, Any], hw: HardwareS
         summary["times"] = [{k: t[k] for k in ("t_s", "label", "mean", "sd")}
                             for t in result["times"]]  # fmt: skip
         summary["file"] = str(path.relative_to(run_dir))
-        record.setdefault("noise", {})[result["hardware"]] = summary
+        record.setdefault("noise", {})[record_key(hw)] = summary
         atomic_write_text(record_path, json.dumps(record, indent=2))
     return path
 
@@ -212,5 +223,6 @@ __all__ = [
     "format_noise",
     "noise_evaluation",
     "plot_accuracy_over_time",
+    "record_key",
     "save_noise_result",
 ]
