@@ -34,3 +34,27 @@ def test_select_from_past_the_last_epoch_is_refused(
     args = ["train", "--out", str(tmp_path / "r"), "--set", "train.qat_epochs=3",
             "--set", "train.select_from=3"]  # fmt: skip
     refused(capsys, args, ["train.select_from", "qat_epochs"])
+
+
+def test_a_run_from_before_a_field_existed_is_the_same_run(tiny_run: Path, tmp_path: Path) -> None:
+    """A stored config lacking a field added later (here quant.range_code, train.select_from)
+    reads as that field's default: the run is reused, not retrained or refused."""
+    import shutil
+
+    import yaml
+
+    from hamq.training.config import load_config
+    from hamq.training.trainer import finished_record, same_config
+
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    cfg = load_config(run / "config.yaml")
+    record = json.loads((run / "run.json").read_text())
+    del record["config"]["quant"]["range_code"]
+    (run / "run.json").write_text(json.dumps(record))
+    assert finished_record(cfg, run) is not None
+    assert same_config(record["config"], cfg)
+    other = yaml.safe_load((run / "config.yaml").read_text())
+    other["quant"]["range_code"] = 5
+    assert not same_config(other, cfg)
+    assert not same_config({"quant": {"w_bits": 99}}, cfg)  # invalid: not the same, no error

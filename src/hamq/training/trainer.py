@@ -27,6 +27,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from hamq.config_base import validate
 from hamq.data import DataBundle, load_dataset
 from hamq.errors import HamqError
 from hamq.files import load_json_file
@@ -204,7 +205,7 @@ def _restore(
 ) -> None:
     tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
     ckpt.check_resume_meta(meta, out / CHECKPOINT, cfg.train.float_epochs, cfg.train.epochs)
-    if meta["config"] != cfg.to_plain():
+    if not same_config(meta["config"], cfg):
         raise HamqError(
             f"'{out / CHECKPOINT}' was written with another config; resume with the same "
             f"config and --set values, or use a new --out"
@@ -306,6 +307,20 @@ def train_epoch(
     return {k: v / max(1, n) for k, v in sums.items()}
 
 
+def same_config(stored: Any, cfg: TrainConfig) -> bool:
+    """Whether a config stored by a run (a checkpoint's or run.json's) is ``cfg``, once
+    both are validated: a field added in a later version reads as its default, so a run
+    trained before it existed is the same run."""
+    if stored == cfg.to_plain():
+        return True
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return validate(TrainConfig, stored, source="a stored config").to_plain() == cfg.to_plain()
+    except HamqError:
+        return False
+
+
 def finished_record(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
     """The record of run folder ``out`` if it finished training ``cfg``, else None.
 
@@ -316,7 +331,7 @@ def finished_record(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
     if not ((out / RECORD).exists() and (out / MODEL).exists()):
         return None
     record = load_json_file(out / RECORD, "run record")
-    if isinstance(record, dict) and record.get("config") == cfg.to_plain():
+    if isinstance(record, dict) and same_config(record.get("config"), cfg):
         return record
     return None
 
