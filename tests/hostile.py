@@ -7,6 +7,7 @@ with ``error:``, naming the problem: never a traceback, never exit 0 with a wron
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,13 @@ from hamq.errors import MAX_MESSAGE_CHARS
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TINY = ["--quiet", "--set", "train.float_epochs=1", "--set", "train.qat_epochs=1"]
+
+
+def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    """``hamq ARGS --json`` in-process, which must succeed: its parsed output."""
+    code, out, err = call(capsys, [*args, "--json"])
+    assert code == 0, err
+    return json.loads(out)
 
 
 def call(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:

@@ -8,16 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hamq.cli.main import main
-from hostile import refused
-
-
-def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
-    with pytest.raises(SystemExit) as exc:
-        main([*args, "--json"])
-    out = capsys.readouterr()
-    assert exc.value.code in (0, None), out.err
-    return json.loads(out.out)
+from hostile import refused, run_json
 
 
 def test_eval_crossbar_reports_both_accuracies_and_keeps_the_plan(

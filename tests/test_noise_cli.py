@@ -10,15 +10,7 @@ import pytest
 import torch
 
 from hamq.cli.main import main
-from hostile import refused
-
-
-def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
-    with pytest.raises(SystemExit) as exc:
-        main([*args, "--json"])
-    out = capsys.readouterr()
-    assert exc.value.code in (0, None), out.err
-    return json.loads(out.out)
+from hostile import refused, run_json
 
 
 def test_eval_noise_over_time(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:

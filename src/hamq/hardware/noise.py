@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import torch
 
 from hamq.errors import HamqError
-from hamq.hardware.representation import Representation
+from hamq.hardware.crossbar import place_values, word_offset
+from hamq.hardware.representation import Representation, cell_levels
 from hamq.hardware.spec import MAX_TIME_S, DeviceSpec
 
 #: aihwkit's programming-noise polynomial (uS at g_max = 25 uS) and its reference g_max.
@@ -174,9 +175,6 @@ def read_weights(
     removed, and the global drift compensation of the tensor applied (PCM). float64,
     ``codes``' shape; equal to ``codes`` for a noiseless device with equal level steps.
     What noise-aware training injects (``training/analog.py``)."""
-    from hamq.hardware.crossbar import place_values, word_offset
-    from hamq.hardware.representation import cell_levels
-
     levels = cell_levels(codes, w_bits, rep, cell_bits).reshape(*codes.shape, -1)
     place = place_values(w_bits, rep, cell_bits).to(codes.device)
     cells = program(levels, device, gen)
