@@ -225,6 +225,12 @@ BAD = [
         ["sparsity.lambda", "leaves no epoch"],
     ),
     ("prune as main term", ["regularizer.name=prune"], ["regularizer.name", "sparsity section"]),
+    (
+        "bad granularity",
+        ["sparsity.sparsity=0.5", "sparsity.granularity=column"],
+        ["sparsity.granularity", "'weight' or 'row'"],
+    ),
+    ("unused granularity", ["sparsity.granularity=row"], ["sparsity.granularity", "no mask"]),
     ("misspelled key", ["sparsity.sparsty=0.5"], ["sparsity.sparsty", "did you mean 'sparsity'"]),
 ]
 
@@ -283,3 +289,29 @@ def test_each_phase_runs_its_own_schedule() -> None:
     dense = load_config(None, ["train.float_epochs=2", "train.qat_epochs=5"])
     assert prune_epoch(dense) is None
     assert {schedule_window(dense, e) for e in range(2, 7)} == {(2, 5)}
+
+
+def test_row_granular_run_maps_index_free(tmp_path: Path, capsys) -> None:
+    """A run pruned by rows: stored as parameters with its granularity, rebuilt on load,
+    and mapped index-free by ``hamq energy`` (fewer rows and cells than dense, the LFSR
+    charged), with the crossbar accuracy equal to the ideal one on lossless arrays."""
+    out = tmp_path / "rows"
+    record = train_run(load_config(None, [*TINY, "sparsity.granularity=row"]), out,
+                       progress=False)  # fmt: skip
+    assert record is not None
+    _, meta = model_tensors(out / "model.safetensors")
+    assert {m["granularity"] for m in meta["masks"]} == {"row"}
+    for m in meta["masks"]:
+        mask = lfsr_mask(m["shape"], m["sparsity"], m["poly"], m["seed"], m["form"], "row")
+        assert int(mask.sum()) == m["kept"]
+    code, text, err = run(capsys, ["energy", str(out), "--hw", "rram-2b-40nm", "--samples", "50",
+                                   "--json"])  # fmt: skip
+    assert code == 0, err
+    report = json.loads(text)
+    for layer in report["layers"]:
+        k = math.prod(LAYERS[layer["name"]][1:])
+        assert layer["dense_rows"] == k and layer["rows"] == k - math.floor(0.5 * k)
+        assert layer["lfsr_clocks"] > 0 and layer["csr_index_bits"] > 0
+    assert report["totals"]["cells"] < report["totals"]["dense_cells"]
+    code, text, err = run(capsys, ["energy", str(out), "--hw", "rram-2b-40nm", "--samples", "50"])
+    assert code == 0 and "index-free layer" in text, err

@@ -261,12 +261,23 @@ def input_vectors(codes: torch.Tensor, mapping: LayerMapping) -> torch.Tensor:
     for a linear layer. Zero padding enters as zero inputs, as on the array.
     """
     if mapping.conv is None:
-        return codes.reshape(1, -1, codes.shape[-1]).to(torch.int64)
+        vecs = codes.reshape(1, -1, codes.shape[-1]).to(torch.int64)
+        return _stored_rows(vecs, mapping.kept_rows)
     c = mapping.conv
     cols = F.unfold(codes.to(torch.float64), c.kernel_size, c.dilation, c.padding, c.stride)
     b, _, length = cols.shape  # (B, C_in*kh*kw, L), channel-major
-    cols = cols.reshape(b, mapping.groups, mapping.rows, length).permute(1, 0, 3, 2)
-    return cols.reshape(mapping.groups, b * length, mapping.rows).round().to(torch.int64)
+    k = mapping.dense_rows or mapping.rows
+    cols = cols.reshape(b, mapping.groups, k, length).permute(1, 0, 3, 2)
+    vecs = cols.reshape(mapping.groups, b * length, k).round().to(torch.int64)
+    return _stored_rows(vecs, mapping.kept_rows)
+
+
+def _stored_rows(per_row: torch.Tensor, kept_rows: torch.Tensor | None) -> torch.Tensor:
+    """``per_row[..., kept_rows]``: a per-unroll-row quantity on the rows the arrays store
+    (the index-free layout's, in storage order), or unchanged when all rows are stored."""
+    if kept_rows is None:
+        return per_row
+    return per_row.index_select(-1, kept_rows.to(per_row.device))
 
 
 # ---------------------------------------------------------------- activity -> E_cb
@@ -392,14 +403,19 @@ class LayerSums:
 
 
 def batch_sums(
-    codes: torch.Tensor, schedule: InputSchedule, conv: ConvGeometry | None, groups: int
+    codes: torch.Tensor,
+    schedule: InputSchedule,
+    conv: ConvGeometry | None,
+    groups: int,
+    kept_rows: torch.Tensor | None = None,
 ) -> LayerSums:
     """The sums of one batch of integer input codes (``(B, C, H, W)`` for a conv, ``(B, ...,
     K)`` for a linear layer; uint8 magnitudes are enough: signs do not change E_cb).
-    Conversions are not counted here (see :func:`skip_zero_conversions`)."""
+    ``kept_rows``: the rows an index-free layout stores (``mapping.kept_rows``); only they
+    are driven. Conversions are not counted here (see :func:`skip_zero_conversions`)."""
     act, drv = input_activity(codes, schedule)
-    rows = row_activity(act, conv, groups)
-    driven = rows if drv is act else row_activity(drv, conv, groups)
+    rows = _stored_rows(row_activity(act, conv, groups), kept_rows)
+    driven = rows if drv is act else _stored_rows(row_activity(drv, conv, groups), kept_rows)
     b = codes.shape[0]
     vectors = b * vectors_per_sample(codes.shape[1:], conv)
     return LayerSums(b, vectors, rows, float(driven.sum()))
@@ -411,6 +427,7 @@ def expected_sums(
     conv: ConvGeometry | None,
     groups: int,
     p_bit: float,
+    kept_rows: torch.Tensor | None = None,
 ) -> LayerSums:
     """Expected sums of one inference with input of ``sample_shape`` (no batch dimension)
     when every input magnitude bit is 1 with probability ``p_bit`` (static mode).
@@ -422,6 +439,7 @@ def expected_sums(
     """
     act, drv = expected_activity(schedule, p_bit)
     taps = row_activity(torch.ones(sample_shape, dtype=torch.float64), conv, groups)
+    taps = _stored_rows(taps, kept_rows)
     vectors = vectors_per_sample(sample_shape, conv)
     return LayerSums(1.0, float(vectors), act * taps, drv * float(taps.sum()))
 
@@ -443,6 +461,14 @@ class LayerEnergy:
     joules; adc_bits: the bits each of the layer's conversions is charged at;
     mapped_cols: physical columns mapped (all blocks; fewer than ``groups * cols`` when
     all-OFF columns are not mapped), an area proxy with ``tiles``.
+
+    Index-free layout (row-pruned layers; for other layers the dense figures equal the
+    layer's own and the index figures are 0): dense_rows, dense_tiles, dense_cells: ``K``,
+    arrays and used cells of the layer had every row been stored; csr_index_bits: the
+    index memory a CSR-style layout of the same stored rows would need (one
+    ``ceil(log2 K)``-bit row index per stored row), which the LFSR replaces;
+    lfsr_clocks: register clocks per inference (one regeneration of the stored rows'
+    addresses per input vector); e_lfsr_j: their energy (included in ``e_periph_j``).
     """
 
     name: str
@@ -467,6 +493,12 @@ class LayerEnergy:
     e_periph_j: float
     adc_bits: int = 0
     mapped_cols: int = 0
+    dense_rows: int = 0
+    dense_tiles: int = 0
+    dense_cells: int = 0
+    csr_index_bits: int = 0
+    lfsr_clocks: float = 0.0
+    e_lfsr_j: float = 0.0
 
     @property
     def e_total_j(self) -> float:
@@ -508,8 +540,12 @@ def layer_cost(
         row_e_pj = row_e_pj - hw.tech.e_cell_pj[0] * unmapped[:, None]
     e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
     e_adc_pj = conversions * hw.e_adc_pj_at(bits)
+    lfsr_clocks = 0.0 if mapping.row_layout is None else vectors * mapping.row_layout.clocks
+    e_lfsr_pj = lfsr_clocks * hw.tech.e_lfsr_step_pj
     e_periph_pj = (
-        sums.driven_row_cycles / n * hw.tech.e_driver_pj + conversions * hw.tech.e_shift_add_pj
+        sums.driven_row_cycles / n * hw.tech.e_driver_pj
+        + conversions * hw.tech.e_shift_add_pj
+        + e_lfsr_pj
     )
     cycles = vectors * schedule.cycles * mux_steps(mapping, hw)
     cells_on = mapping.cells_on
@@ -540,4 +576,30 @@ def layer_cost(
         e_periph_j=e_periph_pj * PJ,
         adc_bits=bits,
         mapped_cols=mapping.mapped_cols if skip_empty else mapping.cols * mapping.groups,
+        **_layout_figures(mapping, skip_empty),
+        lfsr_clocks=lfsr_clocks,
+        e_lfsr_j=e_lfsr_pj * PJ,
     )
+
+
+def _layout_figures(mapping: LayerMapping, skip_empty: bool) -> dict[str, int]:
+    """The dense layout's rows, arrays and cells beside the layer's own, and the bits a
+    CSR-style row index would take (:class:`LayerEnergy`)."""
+    k = mapping.dense_rows or mapping.rows
+    if mapping.row_layout is None:
+        tiles = mapping.mapped_tiles if skip_empty else mapping.tiles
+        return {"dense_rows": k, "dense_tiles": tiles, "dense_cells": mapping.cells_used,
+                "csr_index_bits": 0}  # fmt: skip
+    # Dense: every row stored (the pruned ones all at weight 0); with skip_empty_columns
+    # the mapped columns are those of the stored rows (pruned rows add no ON cell).
+    per_block = (
+        (mapping.tile_column_sums.sum(1) > 0).sum(-1) if skip_empty
+        else torch.full((mapping.groups,), mapping.cols)
+    )  # fmt: skip
+    col_tiles = int(torch.clamp(-(-per_block // mapping.tile_cols), min=1).sum())
+    return {
+        "dense_rows": k,
+        "dense_tiles": col_tiles * mapping.dense_row_tiles,
+        "dense_cells": mapping.groups * k * mapping.cols,
+        "csr_index_bits": mapping.rows * max(1, (k - 1).bit_length()),
+    }

@@ -57,6 +57,7 @@ from hamq.hardware.spec import HardwareSpec, load_hardware
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.export import IntegerLayer
 from hamq.quantization.modules import ActQuantizer, QuantLayer
+from hamq.sparsity.masks import RowLayout
 
 DEFAULT_ACTIVITY = 0.5
 """Static mode's default probability that an input magnitude bit is 1: uniformly
@@ -85,27 +86,31 @@ class LayerProbe:
         w_bits: int,
         schedule: InputSchedule,
         hw: HardwareSpec,
+        row_layout: RowLayout | None = None,
     ) -> None:
         self.name, self.conv, self.groups, self.w_bits = name, conv, groups, w_bits
         self.schedule = schedule
         self.hw = hw
+        self.row_layout = row_layout  # the index-free layout's stored rows (None: dense)
+        self.kept_rows = None if row_layout is None else row_layout.rows
         self.mapping: LayerMapping | None = None
         self.sample_shape: tuple[int, ...] | None = None
-        zeros = torch.zeros(groups, rows, dtype=torch.float64)
+        stored = rows if row_layout is None else row_layout.rows.numel()
+        zeros = torch.zeros(groups, stored, dtype=torch.float64)
         self.sums = LayerSums(0.0, 0.0, zeros, 0.0, 0.0 if hw.adc.skip_zero else None)
         self._levels: torch.Tensor | None = None  # cell levels, for skip_zero only
 
     def set_weights(self, codes: torch.Tensor) -> None:
         """Map the layer's integer weights (``(C_out, ...)``, any integer dtype)."""
         self.mapping = map_weights(self.name, codes.cpu(), self.conv, self.groups,
-                                   self.w_bits, self.hw)  # fmt: skip
+                                   self.w_bits, self.hw, self.row_layout)  # fmt: skip
 
     def add(self, codes: torch.Tensor, magnitudes: torch.Tensor | None = None) -> None:
         """Add one batch of integer input codes, ``(B, C, H, W)`` or ``(B, ..., K)``
         (integer or integer-valued float); ``magnitudes``: ``|codes|`` as uint8, when at
         hand (the signs matter only for ``adc.skip_zero``, which needs the weights first)."""
         mag = codes if magnitudes is None else magnitudes
-        sums = batch_sums(mag, self.schedule, self.conv, self.groups)
+        sums = batch_sums(mag, self.schedule, self.conv, self.groups, self.kept_rows)
         if self.hw.adc.skip_zero:
             sums = replace(sums, conversions=self._skip_zero(codes))
         self.sums = self.sums + sums
@@ -250,7 +255,7 @@ def _prepare(model: nn.Module, hw: HardwareSpec) -> list[tuple[str, QuantLayer, 
         q = layer.input_quant
         schedule = input_schedule(q.bits, bool(q.signed), hw.input.bits_per_cycle)
         probe = LayerProbe(name, conv, groups, layer.weight[0].numel(), layer.w_bits,
-                           schedule, hw)  # fmt: skip
+                           schedule, hw, layer.row_layout)  # fmt: skip
         if hw.adc.skip_zero:  # counting skipped conversions needs the cells from batch 1
             probe.set_weights(_weight_codes(layer).to(torch.int8))
         out.append((name, layer, probe))
@@ -375,7 +380,8 @@ def static_energy(
     for _, _, p in probes:
         if p.sample_shape is None:
             raise HamqError(f"layer '{p.name}' received no input in a forward pass")
-        sums = expected_sums(p.sample_shape, p.schedule, p.conv, p.groups, activity)
+        sums = expected_sums(p.sample_shape, p.schedule, p.conv, p.groups, activity,
+                             p.kept_rows)  # fmt: skip
         if hw.adc.skip_zero:
             levels = p.mapping.levels  # type: ignore[union-attr]
             per_vector = static_skip_zero_conversions(levels, p.schedule, hw.array.rows, activity)

@@ -22,6 +22,15 @@ layer shows how much of its arrays it wastes.
 Cells of a tile that hold no weight (past the last row or column) are neither driven nor
 read: they cost no energy, only area (they lower the utilization).
 
+**Index-free layout (row-granular LFSR masks).** A layer pruned by whole rows
+(``sparsity.granularity: row``) stores only its kept rows, ``K' = len(kept_rows)`` of the
+``K``, in the order the LFSR yields them: row ``j`` of the compacted block is unroll row
+``kept_rows[j]``, and the tiles cut the compacted rows. At inference the same LFSR
+regenerates ``kept_rows`` to fetch each stored row's input (``energy.input_vectors``), so
+no index is stored. A weight-granular mask keeps different rows in different columns,
+which one row's shared input line cannot serve compacted; it maps dense, the pruned cells
+at level 0 (``docs/sparsity.md``).
+
 **Per-code tables.** A weight's cells depend only on its integer code, so what the energy
 model needs per row (ON cells, read energy ``rowEnergy[r] = sum_c E_cell[level(r, c)]``) is a
 table over the ``2**bits - 1`` codes looked up once per weight and summed over the row's
@@ -48,6 +57,7 @@ from hamq.hardware.representation import (
 )
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.export import IntegerLayer
+from hamq.sparsity.masks import RowLayout
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -125,6 +135,10 @@ class LayerMapping:
         codes: int8 integer weights in the weight's layout, ``(C_out, ...)`` (block ``g``
             holds output channels ``g * N .. (g + 1) * N - 1``).
         w_bits, representation, cell_bits: how the weights are stored.
+        row_layout: for the index-free layout, the stored unroll rows in storage (LFSR)
+            order and the register clocks that regenerate them; None when all ``K`` rows
+            are stored (``codes`` then has the weight's layout, else ``(C_out, K')``).
+        dense_rows: ``K`` before compaction (= ``rows`` when nothing is pruned).
     """
 
     name: str
@@ -143,6 +157,18 @@ class LayerMapping:
     w_bits: int
     representation: Representation
     cell_bits: int
+    row_layout: RowLayout | None = None
+    dense_rows: int = 0
+
+    @property
+    def kept_rows(self) -> torch.Tensor | None:
+        """The stored unroll rows in storage order (index-free layout), else None."""
+        return None if self.row_layout is None else self.row_layout.rows
+
+    @property
+    def dense_row_tiles(self) -> int:
+        """Row tiles of one block in the dense layout (all ``K`` rows stored)."""
+        return ceil_div(self.dense_rows or self.rows, self.tile_rows)
 
     @property
     def matrices(self) -> torch.Tensor:
@@ -278,6 +304,7 @@ def map_weights(
     groups: int,
     w_bits: int,
     hw: HardwareSpec,
+    row_layout: RowLayout | None = None,
 ) -> LayerMapping:
     """Tiling and cells of a layer with integer weights ``codes`` on the arrays of ``hw``.
 
@@ -285,12 +312,27 @@ def map_weights(
         codes: integer weights in the weight's layout, conv ``(C_out, C_in/groups, kh, kw)``
             or linear ``(C_out, C_in)``, any integer dtype, ``|q| <= 2**(w_bits-1) - 1``.
         conv: the conv geometry (None for a linear layer).
+        row_layout: for the index-free layout, the unroll rows stored, in storage order
+            (distinct, in ``0 .. K-1``); the other rows must hold only zero weights.
 
-    Raises :class:`HamqError` as :func:`check_storage`.
+    Raises :class:`HamqError` as :func:`check_storage`, and when a row left out holds a
+    non-zero weight.
     """
     check_storage(name, w_bits, hw)
     rep, cell_bits = hw.representation, hw.cell_bits
     n = codes.shape[0] // groups
+    dense_rows = codes[0].numel()
+    if row_layout is not None:
+        flat = codes.reshape(codes.shape[0], dense_rows)
+        kept_rows = row_layout.rows.to(device=codes.device, dtype=torch.int64)
+        dropped = torch.ones(dense_rows, dtype=torch.bool, device=codes.device)
+        dropped[kept_rows] = False
+        if bool((flat[:, dropped] != 0).any()):
+            raise HamqError(
+                f"layer '{name}': rows outside its row mask hold non-zero weights, so they "
+                f"cannot be left off the arrays; fix the masks (hamq.sparsity.fix_masks)"
+            )
+        codes = flat[:, kept_rows]
     k = codes[0].numel()
     cpw = cells_per_weight(w_bits, rep, cell_bits)
     r, c = hw.array.rows, hw.array.cols
@@ -311,6 +353,8 @@ def map_weights(
         w_bits=w_bits,
         representation=rep,
         cell_bits=cell_bits,
+        row_layout=row_layout,
+        dense_rows=dense_rows,
     )
 
 

@@ -37,7 +37,37 @@ class EnergyReport:
         t["tops_per_w"] = tops_per_w(t["macs"], t["e_total_j"])
         t["tiles"] = float(sum(layer.tiles for layer in self.layers))
         t["mapped_cols"] = float(sum(layer.mapped_cols for layer in self.layers))
+        for k in ("dense_tiles", "dense_cells", "csr_index_bits", "lfsr_clocks", "e_lfsr_j"):
+            t[k] = float(sum(getattr(layer, k) for layer in self.layers))
+        t["cells"] = float(sum(layer_cells(layer) for layer in self.layers))
         return t
+
+    def index_free_lines(self) -> list[str]:
+        """The index-free layout's table (row-pruned layers), empty when there is none:
+        rows, arrays and cells stored against the dense layout, and the index memory a
+        CSR-style layout would add, which the LFSR replaces."""
+        rows = [r for r in self.layers if r.dense_rows != r.rows]
+        if not rows:
+            return []
+        head = (
+            f"{'index-free layer':<24} {'rows':>11} {'arrays':>9} {'cells':>17} "
+            f"{'CSR idx kbit':>12} {'LFSR clk/inf':>12}"
+        )
+        lines = [head, "-" * len(head)]
+        for r in rows:
+            lines.append(
+                f"{r.name[-24:]:<24} {r.rows:>5}/{r.dense_rows:<5} {r.tiles:>4}/{r.dense_tiles:<4} "
+                f"{layer_cells(r):>8}/{r.dense_cells:<8} {r.csr_index_bits / 1e3:>12.3g} "
+                f"{r.lfsr_clocks:>12.4g}"
+            )
+        t = self.totals()
+        lines.append(
+            f"all layers: {int(t['tiles'])} arrays (dense layout {int(t['dense_tiles'])}), "
+            f"{int(t['cells'])} cells (dense {int(t['dense_cells'])}); a CSR-style layout of "
+            f"the same rows adds {t['csr_index_bits'] / 1e3:.3g} kbit of row indices, the "
+            f"LFSR none ({t['e_lfsr_j'] * 1e6:.3g} uJ per inference, in E_periph)"
+        )
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``hamq energy --json``."""
@@ -85,10 +115,18 @@ class EnergyReport:
             f"MACs {t['macs']:.4g}, {t['tops_per_w']:.4g} TOPS/W, {int(t['tiles'])} tiles "
             f"({int(t['mapped_cols'])} columns mapped); 'adc': each layer's ADC bits",
         ]
+        index_free = self.index_free_lines()
+        if index_free:
+            lines += ["", *index_free]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format_table()
 
 
-__all__ = ["EnergyReport", "LayerEnergy"]
+def layer_cells(layer: LayerEnergy) -> int:
+    """Used cells of a layer's layout: ``groups x rows x cols``."""
+    return layer.groups * layer.rows * layer.cols
+
+
+__all__ = ["EnergyReport", "LayerEnergy", "layer_cells"]

@@ -80,7 +80,7 @@ class LayerSim:
         codes = layer.weight_int().detach().cpu().to(torch.int8)
         self.name = name
         self.mapping: LayerMapping = map_weights(
-            name, codes, conv_geometry(layer), groups, layer.w_bits, hw
+            name, codes, conv_geometry(layer), groups, layer.w_bits, hw, layer.row_layout
         )
         self.schedule: InputSchedule = input_schedule(
             q.bits, bool(q.signed), hw.input.bits_per_cycle
@@ -185,7 +185,7 @@ class LayerSim:
             return self._integer_product(codes)
         m = self.mapping
         observe = self._observe if self.histogram is not None else None
-        if m.conv is not None and m.row_tiles == 1:  # every bitline sum by convolution
+        if m.conv is not None and m.row_tiles == 1 and m.row_layout is None:  # by convolution
             return self._direct(codes, observe)
         per_sample = max(1, codes[0].numel()) * m.cols * m.row_tiles
         chunk = max(1, _CHUNK_ELEMENTS // per_sample)

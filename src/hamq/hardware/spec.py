@@ -127,6 +127,8 @@ class TechSpec(Section):
         2x per bit (a constant Walden figure of merit).
     e_driver_pj: energy of driving one row for one cycle (row driver / DAC); 0 to ignore.
     e_shift_add_pj: digital shift-and-add per conversion; 0 to ignore.
+    e_lfsr_step_pj: one clock of the LFSR address generator of a row-pruned layer's
+        index-free layout (register, feedback XOR, compare, address add); 0 to ignore.
     """
 
     e_cell_pj: tuple[float, ...]
@@ -134,6 +136,7 @@ class TechSpec(Section):
     e_adc_ref_bits: int = Field(ge=1, le=16)
     e_driver_pj: float = Field(0.0, ge=0, le=MAX_EVENT_PJ)
     e_shift_add_pj: float = Field(0.0, ge=0, le=MAX_EVENT_PJ)
+    e_lfsr_step_pj: float = Field(0.0, ge=0, le=MAX_EVENT_PJ)
 
     @model_validator(mode="after")
     def _non_negative(self) -> TechSpec:

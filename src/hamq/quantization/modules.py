@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,9 @@ from torch import nn
 
 from hamq.quantization import functional as qf
 from hamq.quantization.config import QuantConfig
+
+if TYPE_CHECKING:
+    from hamq.sparsity.masks import RowLayout
 
 
 class ActQuantizer(nn.Module):
@@ -88,6 +92,7 @@ class _QuantWeightMixin:
     dynamic: bool
     _range_code: int | None
     weight_mask: torch.Tensor | None
+    row_layout: RowLayout | None
     mask_fixed: bool
     training: bool
 
@@ -101,6 +106,10 @@ class _QuantWeightMixin:
         # rebuilt from (polynomial, seed, sparsity) and never saved, hence non-persistent;
         # it acts on the weight only once fixed (``mask_fixed``).
         self.register_buffer("weight_mask", None, persistent=False)
+        # A row-granular mask's hamq.sparsity.masks.RowLayout (kept rows in LFSR order and
+        # the register clocks to regenerate them): the rows the index-free layout stores
+        # (hardware/mapping.py); None: dense layout.
+        self.row_layout = None
         self.mask_fixed = False
         # Noise-aware training (hamq.training.analog): called with the integer weights in
         # training forwards, returns the noise to add in integer units (not saved).

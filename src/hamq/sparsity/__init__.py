@@ -7,7 +7,14 @@ store) and ``phases`` the hooks the training loop calls. See ``docs/sparsity.md`
 
 from hamq.sparsity.config import LayerSparsity, SparsityConfig
 from hamq.sparsity.lfsr import is_primitive, lfsr_period, lfsr_states, lfsr_step
-from hamq.sparsity.masks import MaskError, kept_count, lfsr_kept_indices, lfsr_mask
+from hamq.sparsity.masks import (
+    MaskError,
+    kept_count,
+    lfsr_clocks,
+    lfsr_kept_indices,
+    lfsr_kept_rows,
+    lfsr_mask,
+)
 
 __all__ = [
     "LayerSparsity",
@@ -15,7 +22,9 @@ __all__ = [
     "SparsityConfig",
     "is_primitive",
     "kept_count",
+    "lfsr_clocks",
     "lfsr_kept_indices",
+    "lfsr_kept_rows",
     "lfsr_mask",
     "lfsr_period",
     "lfsr_states",

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section
 from hamq.sparsity.lfsr import DEFAULT_POLY, FORMS, Form, check_poly, check_seed
-from hamq.sparsity.masks import sparsity_fraction
+from hamq.sparsity.masks import Granularity, sparsity_fraction
 
 
 def _check_sparsity(v: float) -> float:
@@ -53,6 +53,10 @@ class SparsityConfig(Section):
     seed: the register's start state at each layer's first weight, in ``1 .. 2**n - 1``.
     form: ``fibonacci`` (external XOR) or ``galois`` (internal XOR) register; the same
         polynomial gives a different order of states, hence a different mask.
+    granularity: ``weight`` (each weight kept or pruned; the arrays stay dense, pruned
+        cells at level 0) or ``row`` (whole crossbar rows pruned, the same in every column,
+        so the arrays store only the kept rows, in LFSR order, and the LFSR regenerates
+        their input addresses: the index-free layout). See ``docs/sparsity.md``.
     layers: per-layer overrides keyed by layer name (as in ``model.named_modules()``, e.g.
         ``features.3``): ``{sparsity: 0.9, seed: 7}``; a name that is not a quantized layer
         is an error naming the closest one. On the command line give the whole mapping:
@@ -70,6 +74,7 @@ class SparsityConfig(Section):
     poly: tuple[int, ...] = DEFAULT_POLY
     seed: int = Field(1, ge=1)
     form: Form = "fibonacci"
+    granularity: Granularity = "weight"
     layers: dict[str, LayerSparsity] = Field(default_factory=dict)
     lambda_: float = Field(0.0, ge=0, alias="lambda")
     finetune_epochs: int | None = Field(None, ge=1)
@@ -107,6 +112,7 @@ class SparsityConfig(Section):
                     ("poly", DEFAULT_POLY),
                     ("seed", 1),
                     ("form", "fibonacci"),
+                    ("granularity", "weight"),
                     ("lambda", 0.0),
                     ("finetune_epochs", None),
                 )

@@ -24,7 +24,7 @@ from hamq.quantization.convert import quantize_model, quantized_layers
 from hamq.quantization.modules import QuantLayer
 from hamq.sparsity.config import SparsityConfig
 from hamq.sparsity.lfsr import Form, degree, lfsr_period, poly_str
-from hamq.sparsity.masks import kept_count, lfsr_mask
+from hamq.sparsity.masks import Granularity, RowLayout, kept_total, lfsr_mask, row_layout
 
 
 class LfsrWarning(UserWarning):
@@ -37,7 +37,9 @@ class LayerMask:
 
     name: module name; shape: the weight shape; sparsity: fraction pruned; poly: the
     polynomial's exponents (constant 1 implied); seed: the register's start state;
-    form: ``fibonacci`` or ``galois``; kept: weights kept (``kept_count(N, sparsity)``).
+    form: ``fibonacci`` or ``galois``; kept: weights kept (``masks.kept_total``);
+    granularity: ``weight`` or ``row`` (stored only when ``row``, so descriptions written
+    before row masks existed still load).
     """
 
     name: str
@@ -47,30 +49,48 @@ class LayerMask:
     seed: int
     form: Form
     kept: int
+    granularity: Granularity = "weight"
 
     def build(self, device: torch.device | str | None = None) -> torch.Tensor:
         """The boolean mask (True = kept), shape ``self.shape``; HamqError naming the layer
         when the LFSR cannot make it."""
         try:
-            mask = lfsr_mask(self.shape, self.sparsity, self.poly, self.seed, self.form)
+            mask = lfsr_mask(self.shape, self.sparsity, self.poly, self.seed, self.form,
+                             self.granularity)  # fmt: skip
         except ValueError as err:  # MaskError, or a bad stored polynomial / seed
             raise HamqError(f"sparsity mask of layer '{self.name}': {err}") from None
         return mask.to(device)
 
+    def row_layout(self) -> RowLayout | None:
+        """The index-free layout's kept rows (row granularity), None for a weight-granular
+        mask (mapped dense)."""
+        if self.granularity != "row":
+            return None
+        return row_layout(self.shape, self.sparsity, self.poly, self.seed, self.form)
+
     def describe(self) -> str:
-        return f"{poly_str(self.poly)}, seed {self.seed}, {self.form}, sparsity {self.sparsity}"
+        rows = ", rows" if self.granularity == "row" else ""
+        return (
+            f"{poly_str(self.poly)}, seed {self.seed}, {self.form}, sparsity {self.sparsity}"
+            f"{rows}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"], d["poly"] = list(self.shape), list(self.poly)
+        if self.granularity == "weight":
+            del d["granularity"]
         return d
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> LayerMask:
         """Parse a stored description; HamqError naming ``where`` if it is malformed."""
         fields = ("name", "shape", "sparsity", "poly", "seed", "form", "kept")
-        if not isinstance(d, dict) or sorted(d) != sorted(fields):
-            raise HamqError(f"{where}: a stored mask needs exactly the keys {', '.join(fields)}")
+        if not isinstance(d, dict) or sorted(set(d) - {"granularity"}) != sorted(fields):
+            raise HamqError(
+                f"{where}: a stored mask needs exactly the keys {', '.join(fields)} "
+                f"(and optionally granularity)"
+            )
         try:
             return cls(
                 name=str(d["name"]),
@@ -80,6 +100,7 @@ class LayerMask:
                 seed=int(d["seed"]),
                 form=d["form"],
                 kept=int(d["kept"]),
+                granularity=d.get("granularity", "weight"),
             )
         except (TypeError, ValueError) as err:
             raise HamqError(
@@ -116,9 +137,9 @@ def resolve_masks(
         if sparsity == 0:
             continue
         shape = tuple(layer.weight.shape)
-        n = layer.weight.numel()
+        kept = kept_total(shape, sparsity, cfg.granularity)
         out.append(
-            LayerMask(name, shape, sparsity, cfg.poly, seed, cfg.form, kept_count(n, sparsity))
+            LayerMask(name, shape, sparsity, cfg.poly, seed, cfg.form, kept, cfg.granularity)
         )
     return out
 
@@ -176,6 +197,7 @@ def attach_masks(model: nn.Module, masks: Iterable[LayerMask]) -> None:
                 f"the layer's weight is {list(layer.weight.shape)}: it does not fit"
             )
         layer.weight_mask = m.build(layer.weight.device)
+        layer.row_layout = m.row_layout()
         layer.mask_fixed = False
 
 

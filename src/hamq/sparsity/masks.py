@@ -44,18 +44,33 @@ primitive the register stays on the seed's shorter cycle: only the offsets ``x -
 states can ever be kept, and a block that needs more accepted offsets than its cycle holds
 cannot be built (:class:`MaskError`).
 
-Everything here is a pure function of ``(shape, sparsity, poly, seed, form)``.
+**Row granularity** (``granularity: row``, for the index-free crossbar layout). The rule
+above runs on one column of ``K`` rows (shape ``(1, K)``): it picks ``K - floor(sparsity *
+K)`` kept *rows*, and every column of the layer (every group block too) keeps the same rows.
+A crossbar row drives one input onto all its columns, so only a mask whose columns share
+their kept rows can be stored compacted: the pruned rows leave the arrays and the kept rows
+are stored in the order the LFSR yields them (:func:`lfsr_kept_rows`); the LFSR, run again
+at inference, gives the input address of each stored row. Weight-granular masks keep
+different rows in different columns and are stored dense, pruned cells at level 0
+(``docs/sparsity.md``, "Index-free layout").
+
+Everything here is a pure function of ``(shape, sparsity, poly, seed, form, granularity)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 import torch
 
 from hamq.sparsity.lfsr import Form, check_poly, check_seed, lfsr_cycle, poly_str
+
+Granularity = Literal["weight", "row"]
+GRANULARITIES: tuple[Granularity, ...] = ("weight", "row")
 
 
 class MaskError(ValueError):
@@ -90,18 +105,11 @@ def block_counts(blocks: Sequence[tuple[int, int]], n_weights: int, kept: int) -
     return [kept * (s + n) // n_weights - kept * s // n_weights for s, n in blocks]
 
 
-def lfsr_kept_indices(
-    shape: Sequence[int],
-    sparsity: float,
-    poly: Sequence[int],
-    seed: int,
-    form: Form = "fibonacci",
-) -> torch.Tensor:
-    """Flat indices of the kept weights, int64 ``(k,)``, in the order the LFSR yields them.
-
-    Raises :class:`MaskError` when the seed's cycle is too short for a block, ValueError for
-    a bad polynomial, seed, sparsity or shape.
-    """
+def _walk(
+    shape: Sequence[int], sparsity: float, poly: Sequence[int], seed: int, form: Form
+) -> tuple[torch.Tensor, int]:
+    """Rule steps 1-4: the kept flat indices in LFSR order and the register clocks taken
+    (one per state examined, accepted or rejected)."""
     poly = check_poly(poly)
     check_seed(seed, poly)
     if len(shape) < 2 or any(int(d) < 1 for d in shape):
@@ -115,6 +123,7 @@ def lfsr_kept_indices(
     period = cycle.numel()
     out: list[torch.Tensor] = []
     pos = 0  # index into the cycle of the state the register holds
+    clocks = 0
     for (start, size), k_b in zip(blocks, counts, strict=True):
         if k_b == 0:
             continue
@@ -128,8 +137,90 @@ def lfsr_kept_indices(
             )
         take = accepted[:k_b]
         out.append(offsets[take] + start)
+        clocks += int(take[-1]) + 1
         pos = (pos + int(take[-1]) + 1) % period
-    return torch.cat(out)
+    return torch.cat(out), clocks
+
+
+def lfsr_kept_indices(
+    shape: Sequence[int],
+    sparsity: float,
+    poly: Sequence[int],
+    seed: int,
+    form: Form = "fibonacci",
+) -> torch.Tensor:
+    """Flat indices of the kept weights, int64 ``(k,)``, in the order the LFSR yields them.
+
+    Raises :class:`MaskError` when the seed's cycle is too short for a block, ValueError for
+    a bad polynomial, seed, sparsity or shape.
+    """
+    return _walk(shape, sparsity, poly, seed, form)[0]
+
+
+def rows_of(shape: Sequence[int]) -> int:
+    """Crossbar rows of one column of a weight ``(C_out, ...)``: ``prod(shape[1:])``."""
+    if len(shape) < 2 or any(int(d) < 1 for d in shape):
+        raise ValueError(f"weight shape {tuple(shape)} is not (C_out, ...) with sizes >= 1")
+    return math.prod(int(d) for d in shape[1:])
+
+
+def lfsr_kept_rows(
+    shape: Sequence[int],
+    sparsity: float,
+    poly: Sequence[int],
+    seed: int,
+    form: Form = "fibonacci",
+) -> torch.Tensor:
+    """Row-granular masks: the kept rows (unroll-order indices ``0 .. K-1``), int64
+    ``(K - floor(sparsity * K),)``, in the order the LFSR yields them (the order of the
+    compacted arrays' rows): the rule on one column of ``K`` rows."""
+    return lfsr_kept_indices((1, rows_of(shape)), sparsity, poly, seed, form)
+
+
+def lfsr_clocks(
+    shape: Sequence[int],
+    sparsity: float,
+    poly: Sequence[int],
+    seed: int,
+    form: Form = "fibonacci",
+    granularity: Granularity = "weight",
+) -> int:
+    """Register clocks one regeneration of the layer's kept positions takes (states
+    examined, rejected ones included): for row granularity, the clocks per input vector
+    of the index-free layout's address generator."""
+    if granularity == "row":
+        shape = (1, rows_of(shape))
+    return _walk(shape, sparsity, poly, seed, form)[1]
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """What the index-free layout of a row-pruned layer needs: ``rows``, the kept unroll
+    rows in LFSR order (int64, CPU), and ``clocks``, the register clocks one regeneration
+    of them takes (:func:`lfsr_clocks`), spent once per input vector."""
+
+    rows: torch.Tensor
+    clocks: int
+
+
+def row_layout(
+    shape: Sequence[int],
+    sparsity: float,
+    poly: Sequence[int],
+    seed: int,
+    form: Form = "fibonacci",
+) -> RowLayout:
+    """The :class:`RowLayout` of a row-granular mask."""
+    rows, clocks = _walk((1, rows_of(shape)), sparsity, poly, seed, form)
+    return RowLayout(rows, clocks)
+
+
+def kept_total(shape: Sequence[int], sparsity: float, granularity: Granularity) -> int:
+    """Weights a mask of this granularity keeps: ``kept_count(N, s)`` for weights,
+    ``C_out * kept_count(K, s)`` for rows."""
+    if granularity == "row":
+        return int(shape[0]) * kept_count(rows_of(shape), sparsity)
+    return kept_count(math.prod(int(d) for d in shape), sparsity)
 
 
 def lfsr_mask(
@@ -138,9 +229,17 @@ def lfsr_mask(
     poly: Sequence[int],
     seed: int,
     form: Form = "fibonacci",
+    granularity: Granularity = "weight",
 ) -> torch.Tensor:
-    """Boolean mask of ``shape``, True at the kept weights (exactly ``kept_count`` of them)."""
-    n_weights = math.prod(int(d) for d in shape)
+    """Boolean mask of ``shape``, True at the kept weights (exactly :func:`kept_total`)."""
+    dims = tuple(int(d) for d in shape)
+    if granularity == "row":
+        mask = torch.zeros(dims[0], rows_of(dims), dtype=torch.bool)
+        mask[:, lfsr_kept_rows(dims, sparsity, poly, seed, form)] = True
+        return mask.reshape(dims)
+    if granularity != "weight":
+        raise ValueError(f"unknown mask granularity '{granularity}'; allowed: weight, row")
+    n_weights = math.prod(dims)
     mask = torch.zeros(n_weights, dtype=torch.bool)
-    mask[lfsr_kept_indices(shape, sparsity, poly, seed, form)] = True
-    return mask.reshape(tuple(int(d) for d in shape))
+    mask[lfsr_kept_indices(dims, sparsity, poly, seed, form)] = True
+    return mask.reshape(dims)
