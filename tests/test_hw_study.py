@@ -29,7 +29,9 @@ def _fake_runs(root: Path, names: list[str]) -> None:
 
 
 def _fake_measure(calls: list[tuple[str, str]]):
-    def fn(run_dir: Path, v: Variant, samples: int | None, calib: int | None) -> dict:
+    def fn(
+        run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str
+    ) -> dict:
         calls.append((run_dir.name, v.name))
         seed = int(run_dir.name.rsplit("-s", 1)[1])
         fast = v.name == "fast"
@@ -63,6 +65,13 @@ def test_every_cell_is_measured_once_and_resumed(tmp_path: Path) -> None:
     changed = cfg.model_copy(update={"samples": 10})
     run_study(changed, tmp_path / "out", tmp_path, lambda s: None, _fake_measure(calls))
     assert len(calls) == 9  # measured another way: every cell again
+    first = changed.model_copy(update={"subset": "first"})
+    run_study(first, tmp_path / "out", tmp_path, lambda s: None, _fake_measure(calls))
+    assert len(calls) == 13  # other samples
+    keys = [json.loads(p.read_text())["_key"] for p in (tmp_path / "out" / "cells").iterdir()]
+    assert all("subset" not in k for k in keys)  # the key cells had before subsets existed
+    run_study(first, tmp_path / "out", tmp_path, lambda s: None, _fake_measure(calls))
+    assert len(calls) == 13
     summary = summarize(cells, "naive")
     fast = next(e for e in summary if e["variant"] == "fast")
     assert fast["setting"] == "w8-base" and fast["runs"] == 2
@@ -89,7 +98,9 @@ def test_settings_are_compared_with_the_baseline_seed_by_seed(tmp_path: Path) ->
         baseline="w8-baseline",
     )
 
-    def fn(run_dir: Path, v: Variant, samples: int | None, calib: int | None) -> dict:
+    def fn(
+        run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str
+    ) -> dict:
         seed = int(run_dir.name[-1])
         ham = "ham" in run_dir.name
         e = (1.0 if v.name == "fast" else 2.0) * (0.6 if ham else 1.0) * (1 + seed)

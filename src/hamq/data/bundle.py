@@ -9,9 +9,40 @@ per-sample Python). ``transform`` turns a raw batch on the device into model inp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
+
+EvalSubset = Literal["stratified", "first"]
+"""How an evaluation limited to ``N`` samples picks them from a split: ``stratified`` (the
+default: a fixed class-proportional sample, seed 0) or ``first`` (the first ``N`` in stored
+order; hamq 0.4 and earlier did this, and folder data sets are stored sorted by class, so
+the first 1000 CIFAR-10 test images are all airplanes)."""
+EVAL_SUBSETS: tuple[EvalSubset, ...] = ("stratified", "first")
+
+
+def subset_indices(y: torch.Tensor, limit: int | None, how: EvalSubset) -> torch.Tensor | None:
+    """Indices (ascending, int64, on ``y``'s device) of the ``limit`` samples an evaluation
+    limited to ``limit`` uses; None when it uses the first ``limit`` (``how = first``) or
+    the whole split (``limit`` None or at least the split's size).
+
+    ``stratified`` is scikit-learn's stratified split with ``random_state=0`` (the same
+    tool as the validation hold-out): every class keeps its share to within one sample, the
+    same samples every time. Where a class has a single sample it is a plain seeded sample.
+    """
+    n = int(y.numel())
+    if limit is None or limit >= n or how == "first":
+        return None
+    from sklearn.model_selection import train_test_split
+
+    labels = y.cpu().numpy()
+    counts = torch.bincount(y.cpu())
+    present = counts[counts > 0]
+    can_stratify = int(present.min()) >= 2 and present.numel() <= min(limit, n - limit)
+    idx, _ = train_test_split(list(range(n)), train_size=limit, random_state=0,
+                              stratify=labels if can_stratify else None)  # fmt: skip
+    return torch.tensor(sorted(idx), dtype=torch.int64, device=y.device)
 
 # (raw batch on device, train mode, generator or None) -> model input
 Transform = Callable[[torch.Tensor, bool, torch.Generator | None], torch.Tensor]
@@ -35,6 +66,8 @@ class DataBundle:
         input_shape: shape of one model input after ``transform`` (without batch).
         transform: raw batch -> model input; augments when ``train`` is True, using the
             given generator for all randomness.
+        eval_subset: which samples an evaluation limited to fewer than a split's samples
+            uses (:data:`EvalSubset`).
     """
 
     name: str
@@ -47,6 +80,7 @@ class DataBundle:
     transform: Transform = identity_transform
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
+    eval_subset: EvalSubset = "stratified"
 
     @property
     def num_classes(self) -> int:
@@ -58,18 +92,26 @@ class DataBundle:
 
     def to(self, device: torch.device | str) -> DataBundle:
         """Move all tensors to ``device`` (once, before training)."""
-        return DataBundle(
-            self.name,
-            self.train_x.to(device),
-            self.train_y.to(device),
-            self.test_x.to(device),
-            self.test_y.to(device),
-            self.classes,
-            self.input_shape,
-            self.transform,
-            None if self.val_x is None else self.val_x.to(device),
-            None if self.val_y is None else self.val_y.to(device),
+        return replace(
+            self,
+            train_x=self.train_x.to(device),
+            train_y=self.train_y.to(device),
+            test_x=self.test_x.to(device),
+            test_y=self.test_y.to(device),
+            val_x=None if self.val_x is None else self.val_x.to(device),
+            val_y=None if self.val_y is None else self.val_y.to(device),
         )
+
+    def limited(
+        self, x: torch.Tensor, y: torch.Tensor, limit: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples of split ``(x, y)`` that an evaluation limited to ``limit`` uses
+        (:func:`subset_indices`, by ``eval_subset``)."""
+        idx = subset_indices(y, limit, self.eval_subset)
+        if idx is not None:
+            return x[idx.to(x.device)], y[idx]
+        n = int(y.numel()) if limit is None else min(limit, int(y.numel()))
+        return x[:n], y[:n]
 
     def train_batches(
         self, batch_size: int, gen: torch.Generator
@@ -84,7 +126,8 @@ class DataBundle:
     def test_batches(
         self, batch_size: int, limit: int | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Test batches in order, without augmentation; ``limit`` caps the sample count."""
+        """Test batches without augmentation; ``limit`` caps the sample count (which
+        samples: ``eval_subset``)."""
         return self._eval_batches(self.test_x, self.test_y, batch_size, limit)
 
     def val_batches(
@@ -98,7 +141,8 @@ class DataBundle:
     def _eval_batches(
         self, x: torch.Tensor, y: torch.Tensor, batch_size: int, limit: int | None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = x.shape[0] if limit is None else min(limit, x.shape[0])
+        x, y = self.limited(x, y, limit)
+        n = x.shape[0]
         for i in range(0, n, batch_size):
             j = min(i + batch_size, n)
             yield self.transform(x[i:j], False, None), y[i:j]

@@ -14,6 +14,7 @@ bits) for E_cb, E_adc, E_cb&AD, TOPS/W, cycles and the mapped arrays::
     reference: naive                    # ratios against this variant, run by run
     samples: 1000                       # test samples per measurement
     calibration_samples: 500            # calibration (validation) samples per ADC plan
+    subset: stratified                  # which samples when fewer than a split's (or first)
 
 Each (run, variant) result is written atomically to ``OUT/cells/<run>__<variant>.json`` as
 soon as it is measured, with what it was measured from (hamq version, run folder,
@@ -35,6 +36,7 @@ from pydantic import Field, model_validator
 
 from hamq import __version__
 from hamq.config_base import Section, validate
+from hamq.data.bundle import EvalSubset
 from hamq.errors import HamqError
 from hamq.files import load_yaml_file
 from hamq.training.checkpoint import atomic_write_text
@@ -71,6 +73,9 @@ class StudyConfig(Section):
     baseline: str | None = None
     samples: int | None = Field(1000, ge=1)
     calibration_samples: int | None = Field(None, ge=1)
+    # stratified: a fixed class-proportional sample; first: the first N in stored order,
+    # as hamq 0.4 measured (the studies behind RESULTS.md before 0.5 say so to reproduce).
+    subset: EvalSubset = "stratified"
 
     @model_validator(mode="after")
     def _names(self) -> StudyConfig:
@@ -106,8 +111,15 @@ def study_runs(cfg: StudyConfig, base: Path) -> list[Path]:
     return found
 
 
-def measure(run_dir: Path, variant: Variant, samples: int | None, calib: int | None) -> dict:
-    """One (run, variant) cell: both accuracies, the ADC plan and the energy figures."""
+def measure(
+    run_dir: Path,
+    variant: Variant,
+    samples: int | None,
+    calib: int | None,
+    subset: EvalSubset = "stratified",
+) -> dict:
+    """One (run, variant) cell: both accuracies, the ADC plan and the energy figures, on
+    ``samples`` test and ``calib`` calibration samples picked by ``subset``."""
     from hamq.hardware.estimate import estimate_energy
     from hamq.training.crossbar_eval import adc_bits_of, crossbar_evaluation
     from hamq.training.run_hardware import resolve_hardware
@@ -118,6 +130,7 @@ def measure(run_dir: Path, variant: Variant, samples: int | None, calib: int | N
         run.record, run.config, f"{run_dir}/run.json", variant.hw, variant.set
     ).spec
     data = run.data()
+    data.eval_subset = subset
     xb = crossbar_evaluation(run.model, data, hw, test_samples=samples,
                              calibration_samples=calib)  # fmt: skip
     bits = adc_bits_of(xb)
@@ -131,6 +144,7 @@ def measure(run_dir: Path, variant: Variant, samples: int | None, calib: int | N
         "crossbar_accuracy": xb["crossbar_accuracy"],
         "accuracy": xb["accuracy"],
         "test_samples": xb["test_samples"],
+        "subset": subset,
         "e_cb_j": t["e_cb_j"],
         "e_adc_j": t["e_adc_j"],
         "e_cb_ad_j": t["e_cb_ad_j"],
@@ -156,7 +170,7 @@ def run_study(
     out: Path,
     base: Path,
     log: Callable[[str], None] = print,
-    measure_fn: Callable[[Path, Variant, int | None, int | None], dict] = measure,
+    measure_fn: Callable[[Path, Variant, int | None, int | None, EvalSubset], dict] = measure,
 ) -> list[dict[str, Any]]:
     """Measure every (run, variant) not measured yet; return all cells."""
     runs = study_runs(cfg, base)
@@ -172,12 +186,14 @@ def run_study(
                 "samples": cfg.samples,
                 "calibration_samples": cfg.calibration_samples,
             }
+            if cfg.subset != "first":  # cells measured before subsets existed took the first
+                key["subset"] = cfg.subset
             if path.is_file():
                 cell = json.loads(path.read_text())
                 if cell.get("_key") == key:  # measured the same way: keep
                     cells.append(cell)
                     continue
-            cell = measure_fn(run_dir, v, cfg.samples, cfg.calibration_samples)
+            cell = measure_fn(run_dir, v, cfg.samples, cfg.calibration_samples, cfg.subset)
             cell["_key"] = key
             atomic_write_text(path, json.dumps(cell, indent=2))
             log(

@@ -14,6 +14,7 @@ A sweep file (YAML)::
       - {name: sin-2, set: [regularizer.name=hamming, regularizer.surrogate=sin]}
     energy_hw: rram-1b              # hardware for the energy columns (default: each run's own)
     energy_samples: 1000            # test samples the energy is measured on
+    energy_subset: stratified       # which, when fewer than the test split (or first)
     crossbar: false                 # also the accuracy as the crossbars compute it (slower)
     noise_t: null                   # e.g. 1d: also the accuracy on noisy arrays at that time
     noise_repeats: 3                # ... mean +- sd over this many programmings (energy_hw,
@@ -46,6 +47,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
+from hamq.data.bundle import DataBundle, EvalSubset
 from hamq.errors import HamqError
 from hamq.files import load_yaml_file
 from hamq.training.checkpoint import atomic_write_text
@@ -108,6 +110,9 @@ class SweepConfig(Section):
     share_float: bool = True
     energy_hw: str | None = None
     energy_samples: int = Field(1000, ge=1)
+    # stratified: a fixed class-proportional sample; first: the first N in stored order,
+    # as hamq 0.4 measured (class-sorted for folder data sets; see data/bundle.py)
+    energy_subset: EvalSubset = "stratified"
     crossbar: bool = False
     noise_t: str | None = None
     noise_repeats: int = Field(3, ge=1, le=1000)
@@ -177,16 +182,35 @@ def run_config(sweep: SweepConfig, overrides: list[str]) -> TrainConfig:
     return validate(TrainConfig, apply_overrides(sweep.base, overrides), source="sweep run")
 
 
-EnergyFn = Callable[[Path, str | None, int, bool], dict[str, Any] | None]
+EnergyFn = Callable[[Path, str | None, int, bool, EvalSubset], dict[str, Any] | None]
+
+
+def subset_used(
+    data: DataBundle, samples: int, calibration: bool, subset: EvalSubset
+) -> str:
+    """What a measurement of ``samples`` test samples uses: ``all`` when it takes whole
+    splits (the test split, and with ``calibration`` the default calibration split
+    whole too), else ``subset``."""
+    from hamq.training.crossbar_eval import DEFAULT_CALIBRATION_SAMPLES
+
+    whole = samples >= int(data.test_y.numel())
+    if calibration:
+        cal = data.val_samples if data.val_samples > 0 else int(data.train_y.numel())
+        whole = whole and cal <= DEFAULT_CALIBRATION_SAMPLES
+    return "all" if whole else subset
 
 
 def measure_energy(
-    run_dir: Path, hw: str | None, samples: int, crossbar: bool = False
+    run_dir: Path,
+    hw: str | None,
+    samples: int,
+    crossbar: bool = False,
+    subset: EvalSubset = "stratified",
 ) -> dict[str, Any] | None:
-    """Per-inference energy of a finished run on at most ``samples`` test samples, on ``hw``
-    (a preset or file) or, when None, on the hardware the run recorded; cached in
-    ``energy.json`` (keyed by the resolved hardware description, the sample count and
-    ``crossbar``). With ``crossbar`` (or an ``optimized`` ADC policy) the crossbar
+    """Per-inference energy of a finished run on at most ``samples`` test samples (picked by
+    ``subset`` when fewer than the split), on ``hw`` (a preset or file) or, when None, on
+    the hardware the run recorded; cached in ``energy.json`` (keyed by the resolved hardware
+    description, the sample count, the subset and ``crossbar``). With ``crossbar`` (or an ``optimized`` ADC policy) the crossbar
     accuracy on the same samples is measured too (``training.crossbar_eval``), and each
     layer's conversions cost its planned ADC bits."""
     from hamq.hardware.estimate import estimate_energy
@@ -199,20 +223,27 @@ def measure_energy(
     resolved = resolve_hardware(run.record, run.config, f"{run_dir}/run.json", hw)
     spec = resolved.spec.model_dump(mode="json")
     cache = run_dir / "energy.json"
+    names = [n for n, _ in quantized_layers(run.model)]
+    data = run.data()
+    data.eval_subset = subset
+    xb_needed = crossbar or any(resolved.spec.adc_policy(n)[0] == "optimized" for n in names)
+    used = subset_used(data, samples, xb_needed, subset)
     if cache.exists():
         cached = json.loads(cache.read_text())
+        # written before subsets existed: the first `samples` (or all of them)
+        old = "all" if used == "all" else "first"
         if (
             cached.get("_hw_spec") == spec
             and cached.get("_requested_samples") == samples
             and bool(cached.get("_crossbar")) == crossbar
+            and cached.get("_subset", old) == used
         ):
             return cached
-    names = [n for n, _ in quantized_layers(run.model)]
     xb = None
-    if crossbar or any(resolved.spec.adc_policy(n)[0] == "optimized" for n in names):
-        xb = crossbar_evaluation(run.model, run.data(), resolved.spec, test_samples=samples)
+    if xb_needed:
+        xb = crossbar_evaluation(run.model, data, resolved.spec, test_samples=samples)
     bits = None if xb is None else adc_bits_of(xb)
-    report = estimate_energy(run.model, run.data(), resolved.spec, samples=samples,
+    report = estimate_energy(run.model, data, resolved.spec, samples=samples,
                              adc_bits=bits)  # fmt: skip
     result = {
         **report.to_dict(),
@@ -220,6 +251,7 @@ def measure_energy(
         "_hw_spec": spec,
         "_requested_samples": samples,
         "_crossbar": crossbar,
+        "_subset": used,
     }
     if xb is not None:
         result["crossbar"] = xb
@@ -228,7 +260,12 @@ def measure_energy(
 
 
 def measure_noise(
-    run_dir: Path, hw: str | None, samples: int, t_label: str, repeats: int
+    run_dir: Path,
+    hw: str | None,
+    samples: int,
+    t_label: str,
+    repeats: int,
+    subset: EvalSubset = "stratified",
 ) -> dict[str, Any]:
     """Accuracy of a finished run on noisy arrays ``t_label`` after programming, mean and
     sd over ``repeats`` programmings (seed: the run's), on ``hw`` (None: the run's own);
@@ -243,9 +280,11 @@ def measure_noise(
     resolved = resolve_hardware(run.record, run.config, f"{run_dir}/run.json", hw)
     t_s = parse_time(t_label)
     data = run.data()
+    data.eval_subset = subset
     n = min(samples, int(data.test_y.numel()))
     probe = {"hardware_digest": hardware_digest(resolved.spec), "seed": run.config.seed,
-             "repeats": repeats, "test_samples": n, "times": [{"t_s": t_s}]}  # fmt: skip
+             "repeats": repeats, "test_samples": n, "times": [{"t_s": t_s}],
+             "subset": subset_used(data, samples, True, subset)}  # fmt: skip
     cached = run_dir / "noise" / f"{result_key(probe)}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
@@ -377,7 +416,8 @@ def train_and_measure(
             cells_total=record["cells"]["total"],
             hw_hist=_total_hw_hist(record),
         )
-        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples, sweep.crossbar)
+        energy = energy_fn(run.run_dir, sweep.energy_hw, sweep.energy_samples, sweep.crossbar,
+                           sweep.energy_subset)  # fmt: skip
         if energy is not None:
             t = energy["totals"]
             row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
@@ -385,7 +425,8 @@ def train_and_measure(
                 row.update(crossbar_accuracy=energy["crossbar"]["crossbar_accuracy"])
         if sweep.noise_t is not None:
             row.update(measure_noise(run.run_dir, sweep.energy_hw, sweep.energy_samples,
-                                     sweep.noise_t, sweep.noise_repeats))  # fmt: skip
+                                     sweep.noise_t, sweep.noise_repeats,
+                                     sweep.energy_subset))  # fmt: skip
     except HamqError as err:
         row.update(status=f"failed: {err}")
     except Exception as err:  # a broken run must not stop the sweep

@@ -41,7 +41,7 @@ def calibration_split(
     """Batches of the calibration split and its name (``validation`` or ``train``).
 
     ``samples``: how many (None: ``DEFAULT_CALIBRATION_SAMPLES`` or the whole split if
-    smaller). Raises :class:`HamqError` naming ``--calibration-samples`` when the split
+    smaller), chosen by ``data.eval_subset``. Raises :class:`HamqError` naming ``--calibration-samples`` when the split
     holds fewer than asked for.
     """
     if data.val_samples > 0:
@@ -57,11 +57,11 @@ def calibration_split(
             f"--calibration-samples = {samples}: the {split} split of {data.name} holds only "
             f"{have} samples; ask for at most {have}"
         )
+    x, y = data.limited(x, y, samples)  # which samples: data.eval_subset
     batches = [
-        (data.transform(x[i : min(i + batch_size, samples)], False, None),
-         y[i : min(i + batch_size, samples)])
+        (data.transform(x[i : i + batch_size], False, None), y[i : i + batch_size])
         for i in range(0, samples, batch_size)
-    ]  # fmt: skip
+    ]
     return batches, split
 
 

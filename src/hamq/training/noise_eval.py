@@ -127,16 +127,27 @@ def noise_evaluation(
         "accuracy": ideal / total,
         "crossbar_accuracy": noiseless / total,
         "test_samples": total,
+        "subset": _subset_used(data, total, sum(int(y.numel()) for _, y in calib)),
         "calibration": {"split": split, "samples": sum(int(y.numel()) for _, y in calib)},
         "times": per_time,
         "adc": [p.to_dict() for p in plan],
     }
 
 
+def _subset_used(data: DataBundle, test_used: int, calibration_used: int) -> str:
+    """``all`` when the evaluation took whole splits, else ``data.eval_subset``."""
+    cal = data.val_samples if data.val_samples > 0 else int(data.train_y.numel())
+    whole = test_used >= int(data.test_y.numel()) and calibration_used >= cal
+    return "all" if whole else data.eval_subset
+
+
 def result_key(result: dict[str, Any]) -> str:
     """File stem of a result: the hardware digest and the evaluation's own settings."""
-    settings = json.dumps([result["seed"], result["repeats"], result["test_samples"],
-                           [t["t_s"] for t in result["times"]]])  # fmt: skip
+    fields = [result["seed"], result["repeats"], result["test_samples"],
+              [t["t_s"] for t in result["times"]]]  # fmt: skip
+    if result.get("subset", "first") == "stratified":  # results before subsets: first N
+        fields.append("stratified")
+    settings = json.dumps(fields)
     return f"{result['hardware_digest']}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
