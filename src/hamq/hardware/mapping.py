@@ -53,7 +53,10 @@ from hamq.hardware.representation import (
     cell_levels,
     cells_per_weight,
     check_layout,
+    interpolate_levels,
     level_table,
+    n_slices,
+    spread_factors,
 )
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.export import IntegerLayer
@@ -139,6 +142,9 @@ class LayerMapping:
             order and the register clocks that regenerate them; None when all ``K`` rows
             are stored (``codes`` then has the weight's layout, else ``(C_out, K')``).
         dense_rows: ``K`` before compaction (= ``rows`` when nothing is pruned).
+        spread: ``array.slice_levels`` is ``spread`` (a narrow top slice uses the cell's
+            whole range: its cells' energies and conductances are those of stretched
+            levels; ``representation.spread_factors``).
     """
 
     name: str
@@ -159,6 +165,19 @@ class LayerMapping:
     cell_bits: int
     row_layout: RowLayout | None = None
     dense_rows: int = 0
+    spread: bool = False
+
+    @property
+    def stretch(self) -> torch.Tensor:
+        """Level stretch of each physical column, float64 ``(cols,)`` (weight-major; all 1
+        unless ``spread``; ``representation.spread_factors``)."""
+        per_weight = spread_factors(self.w_bits, self.representation, self.cell_bits, self.spread)
+        return per_weight.repeat(self.weights)
+
+    @property
+    def stretched(self) -> bool:
+        """Some column is stretched (``spread`` with a slice narrower than the cell)."""
+        return bool((self.stretch != 1).any())
 
     @property
     def kept_rows(self) -> torch.Tensor | None:
@@ -275,8 +294,9 @@ class LayerMapping:
         (15 levels) a per-code energy table is summed per row instead.
         """
         e = torch.tensor(e_cell_pj, dtype=torch.float64)
-        if self.cell_bits > 2:
-            table = cell_energy_table(self.w_bits, self.representation, self.cell_bits, e.tolist())
+        if self.cell_bits > 2 or self.stretched:
+            table = cell_energy_table(self.w_bits, self.representation, self.cell_bits,
+                                      e.tolist(), self.spread)  # fmt: skip
             return _table_row_sums(table, self.codes, self.groups)
         cells = self.weights * self.cells_per_weight  # per row, all levels
         by_level = self.row_cells_by_level.to(torch.float64)  # (levels - 1, groups, K)
@@ -355,6 +375,7 @@ def map_weights(
         cell_bits=cell_bits,
         row_layout=row_layout,
         dense_rows=dense_rows,
+        spread=hw.array.slice_levels == "spread",
     )
 
 
@@ -366,22 +387,34 @@ def map_layer(layer: IntegerLayer, hw: HardwareSpec) -> LayerMapping:
 
 @cache
 def _cell_energy_values(
-    bits: int, rep: Representation, cell_bits: int, e_cell_pj: tuple[float, ...]
+    bits: int, rep: Representation, cell_bits: int, e_cell_pj: tuple[float, ...], spread: bool
 ) -> tuple[float, ...]:
     table = torch.tensor(e_cell_pj, dtype=torch.float64)
-    return tuple(table[level_table(bits, rep, cell_bits)].sum((-1, -2)).tolist())
+    levels = level_table(bits, rep, cell_bits)  # (codes, sets, slices)
+    if not spread:
+        return tuple(table[levels].sum((-1, -2)).tolist())
+    stretch = spread_factors(bits, rep, cell_bits, True)[: n_slices(bits, rep, cell_bits)]
+    return tuple(interpolate_levels(table, levels * stretch).sum((-1, -2)).tolist())
 
 
 def cell_energy_table(
-    bits: int, rep: Representation, cell_bits: int, e_cell_pj: tuple[float, ...] | list[float]
+    bits: int,
+    rep: Representation,
+    cell_bits: int,
+    e_cell_pj: tuple[float, ...] | list[float],
+    spread: bool = False,
 ) -> torch.Tensor:
     """Read energy (pJ) of all cells storing each integer ``-q_max .. q_max``.
 
     Returns float64 ``(2**bits - 1,)``: entry ``i`` is ``sum over the cells of q = i - q_max
     of e_cell_pj[level]`` (column sets and slices, see ``representation.level_table``).
+    With ``spread`` (``array.slice_levels: spread``) a narrow slice's code is read at its
+    stretched fractional level, its energy interpolated between the table's levels.
     Computed once per (bits, representation, cell bits, energies); a new tensor each call.
     """
-    values = _cell_energy_values(bits, rep, cell_bits, tuple(float(e) for e in e_cell_pj))
+    e = tuple(float(x) for x in e_cell_pj)
+    spread = spread and any(f != 1 for f in spread_factors(bits, rep, cell_bits, True).tolist())
+    values = _cell_energy_values(bits, rep, cell_bits, e, spread)
     return torch.tensor(values, dtype=torch.float64)
 
 

@@ -39,7 +39,12 @@ import torch
 
 from hamq.errors import HamqError
 from hamq.hardware.crossbar import place_values, word_offset
-from hamq.hardware.representation import Representation, cell_levels
+from hamq.hardware.representation import (
+    Representation,
+    cell_levels,
+    interpolate_levels,
+    spread_factors,
+)
 from hamq.hardware.spec import MAX_TIME_S, DeviceSpec
 
 #: aihwkit's programming-noise polynomial (uS at g_max = 25 uS) and its reference g_max.
@@ -128,15 +133,27 @@ class Programmed:
     nu: torch.Tensor | None
 
 
-def target_conductances(levels: torch.Tensor, device: DeviceSpec) -> torch.Tensor:
-    """Target conductance (uS, float64) of every cell from its integer level."""
+def target_conductances(
+    levels: torch.Tensor, device: DeviceSpec, stretch: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Target conductance (uS, float64) of every cell from its integer level; with
+    ``stretch`` (per cell, broadcast on the last dimension: ``array.slice_levels: spread``)
+    at the fractional level ``level * stretch``, interpolated between the table's levels."""
     table = torch.tensor(device.g_levels_us, dtype=torch.float64, device=levels.device)
-    return table[levels.long()]
+    if stretch is None:
+        return table[levels.long()]
+    return interpolate_levels(table, levels.to(torch.float64) * stretch.to(levels.device))
 
 
-def program(levels: torch.Tensor, device: DeviceSpec, gen: torch.Generator) -> Programmed:
-    """Program cells at integer ``levels`` (any shape): one draw per cell."""
-    g_t = target_conductances(levels, device)
+def program(
+    levels: torch.Tensor,
+    device: DeviceSpec,
+    gen: torch.Generator,
+    stretch: torch.Tensor | None = None,
+) -> Programmed:
+    """Program cells at integer ``levels`` (any shape): one draw per cell, at the target
+    conductances of :func:`target_conductances`."""
+    g_t = target_conductances(levels, device, stretch)
     if device.model == "rram":
         return Programmed(rram_program(g_t, device, gen), None)
     g_max = device.g_top_us
@@ -154,10 +171,14 @@ def conductances_at(
     return pcm_at(cells.g_prog_us, cells.nu, t_s, device, gen)
 
 
-def level_units(g_us: torch.Tensor, device: DeviceSpec) -> torch.Tensor:
+def level_units(
+    g_us: torch.Tensor, device: DeviceSpec, stretch: torch.Tensor | None = None
+) -> torch.Tensor:
     """Conductances as bitline units: ``(g - g_0) / step`` (a reference column of level-0
-    cells is subtracted; one unit per mean level step). Exact levels when noiseless."""
-    return (g_us - device.g_levels_us[0]) / device.g_step_us
+    cells is subtracted; one unit per mean level step), divided by each column's
+    ``stretch`` (its digital read-out gain). Exact levels when noiseless."""
+    units = (g_us - device.g_levels_us[0]) / device.g_step_us
+    return units if stretch is None else units / stretch.to(units.device)
 
 
 def read_weights(
@@ -168,18 +189,21 @@ def read_weights(
     device: DeviceSpec,
     t_s: float,
     gen: torch.Generator,
+    spread: bool = False,
 ) -> torch.Tensor:
     """The integer weights ``codes`` as noisy arrays give them back ``t_s`` seconds after
     programming (ideal conversions): every cell of every weight programmed and read with
     its own draws, the columns recombined with their place values, the word offset
     removed, and the global drift compensation of the tensor applied (PCM). float64,
     ``codes``' shape; equal to ``codes`` for a noiseless device with equal level steps.
+    ``spread``: ``array.slice_levels: spread`` (narrow slices over the whole range).
     What noise-aware training injects (``training/analog.py``)."""
     levels = cell_levels(codes, w_bits, rep, cell_bits).reshape(*codes.shape, -1)
     place = place_values(w_bits, rep, cell_bits).to(codes.device)
-    cells = program(levels, device, gen)
-    w_prog = level_units(cells.g_prog_us, device) @ place
-    w_t = level_units(conductances_at(cells, t_s, device, gen), device) @ place
+    stretch = spread_factors(w_bits, rep, cell_bits, spread).to(codes.device) if spread else None
+    cells = program(levels, device, gen, stretch)
+    w_prog = level_units(cells.g_prog_us, device, stretch) @ place
+    w_t = level_units(conductances_at(cells, t_s, device, gen), device, stretch) @ place
     if device.compensation and device.model == "pcm":
         w_t = w_t * (w_prog.abs().mean() / w_t.abs().mean().clamp_min(1e-12))
     return w_t - word_offset(w_bits, rep)

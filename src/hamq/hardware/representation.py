@@ -48,6 +48,40 @@ def n_slices(bits: int, rep: Representation, cell_bits: int) -> int:
     return -(-word_bits(bits, rep) // cell_bits)
 
 
+def slice_bits(bits: int, rep: Representation, cell_bits: int) -> list[int]:
+    """Bits each slice of a word holds, LSB slice first: ``cell_bits`` each, the top one
+    what is left (``word_bits - (n - 1) * cell_bits``)."""
+    wb = word_bits(bits, rep)
+    return [min(cell_bits, wb - j * cell_bits) for j in range(n_slices(bits, rep, cell_bits))]
+
+
+def spread_factors(bits: int, rep: Representation, cell_bits: int, spread: bool) -> torch.Tensor:
+    """Level stretch of each of a weight's physical columns (column-set-major, LSB slice
+    first), float64 ``(cells_per_weight,)``.
+
+    ``array.slice_levels: spread`` programs a ``b``-bit slice's code ``l`` at the cell's
+    fractional level ``l * (2**cell_bits - 1) / (2**b - 1)``, so every slice uses the
+    cell's whole conductance range; the read-out divides the column by the same factor
+    (a per-column digital gain), so noiseless arrays still compute the integer levels.
+    Only a slice narrower than the cell (the top one) is stretched. ``ladder`` (spread
+    False): every factor is 1, the codes are the cell's lowest levels.
+    """
+    full = 2**cell_bits - 1
+    per_slice = [full / (2**b - 1) if spread else 1.0 for b in slice_bits(bits, rep, cell_bits)]
+    return torch.tensor(per_slice * column_sets(rep), dtype=torch.float64)
+
+
+def interpolate_levels(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of a per-level ``table`` (float64 ``(L,)``) at fractional levels
+    ``x`` in ``0 .. L-1`` (exact at integers): conductances and read energies of spread
+    slices, which are linear in the level between the table's points."""
+    lo = x.floor().clamp(0, table.numel() - 1)
+    hi = (lo + 1).clamp(max=table.numel() - 1)
+    w = x - lo
+    t = table.to(x.device)
+    return t[lo.long()] * (1 - w) + t[hi.long()] * w
+
+
 def cells_per_weight(bits: int, rep: Representation, cell_bits: int) -> int:
     """Physical cells (columns) one weight occupies."""
     return column_sets(rep) * n_slices(bits, rep, cell_bits)

@@ -116,7 +116,7 @@ class LayerSim:
         """Program the layer's cells (one draw per device) and take the compensation's
         reference read-out."""
         levels = self.mapping.levels
-        self.cells = program(levels, device, gen)
+        self.cells = program(levels, device, gen, self._stretch())
         self._reference_readout = self.readout(self._units(self.cells.g_prog_us, device))
 
     def read_at(self, t_s: float, device: DeviceSpec, gen: torch.Generator) -> None:
@@ -132,12 +132,16 @@ class LayerSim:
     def _units(self, g_us: torch.Tensor, device: DeviceSpec) -> torch.Tensor:
         """Bitline units of conductances; cells of a column left unmapped or unconverted
         in a tile (``skip_empty_columns``: all OFF there) contribute nothing."""
-        units = level_units(g_us, device)
+        units = level_units(g_us, device, self._stretch())
         if self.skip_empty:
             m = self.mapping
             empty = (m.tile_column_sums == 0).repeat_interleave(m.tile_rows, dim=1)
             units = units.masked_fill(empty[:, : units.shape[1]], 0.0)
         return units
+
+    def _stretch(self) -> torch.Tensor | None:
+        """Each column's level stretch (``array.slice_levels: spread``), None when all 1."""
+        return self.mapping.stretch if self.mapping.stretched else None
 
     def clear_noise(self) -> None:
         """Back to the ideal integer levels."""

@@ -43,6 +43,11 @@ class ArraySpec(Section):
     skip_empty_columns: a column whose cells in a row tile are all OFF is not converted
         there, and a column all OFF in every tile is not mapped (fewer arrays); both are
         exact (an all-OFF bitline sums to 0).
+    slice_levels: how a slice narrower than the cell (the top slice, when the word's bits
+        do not fill the last cell) is programmed: ``ladder`` (its codes are the cell's
+        lowest levels) or ``spread`` (its codes spread over the cell's whole range, read
+        back with a per-column digital gain: larger steps against the same device noise,
+        at the read energy of the higher levels). ``representation.spread_factors``.
     """
 
     rows: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
@@ -50,6 +55,7 @@ class ArraySpec(Section):
     cell_bits: int = 1
     representation: Representation = "differential"
     skip_empty_columns: bool = False
+    slice_levels: Literal["ladder", "spread"] = "ladder"
 
     @model_validator(mode="after")
     def _cell_bits(self) -> ArraySpec:

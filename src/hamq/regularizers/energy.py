@@ -139,7 +139,8 @@ class EnergyRegularizer(Regularizer):
         key = (bits, device, training)
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
-                                  self.hw.tech.e_cell_pj)  # fmt: skip
+                                  self.hw.tech.e_cell_pj,
+                                  self.hw.array.slice_levels == "spread")  # fmt: skip
             if training:
                 # slope in ON bits per unit -> pJ per unit: one stored bit's energy.
                 slope_pj = self.slope * self._e_bit_pj()

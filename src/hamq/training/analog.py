@@ -87,8 +87,8 @@ class WeightNoise:
         assert self.hw.device is not None
         with torch.no_grad():
             read = read_weights(codes, w_bits, self.hw.representation, self.hw.cell_bits,
-                                self.hw.device, self.cfg.t_s,
-                                self._generator(codes.device))  # fmt: skip
+                                self.hw.device, self.cfg.t_s, self._generator(codes.device),
+                                self.hw.array.slice_levels == "spread")  # fmt: skip
             return ((read - codes) * self.cfg.scale).to(torch.float32)
 
 
