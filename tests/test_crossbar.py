@@ -259,6 +259,37 @@ def test_optimized_policy_stays_within_tolerance() -> None:
         plan_adc(m, crossbar_layers(m, hw), hw, None)
 
 
+def test_memoized_search_gives_the_same_plan_with_fewer_simulations(monkeypatch) -> None:
+    """The ADC search reuses each layer's outputs for inputs it has seen at its current
+    transfer: the plan is identical, and far fewer layer simulations run."""
+    from hamq.hardware import simulate
+
+    m = _model(1)
+    x = torch.randn(120, 2, 6, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y = m(x).argmax(-1)
+    batches = [(x[:60], y[:60]), (x[60:], y[60:])]
+    hw = load_hardware("rram-1b", **{"adc.policy": "optimized", "adc.tolerance_pp": 2.0})
+    runs = {}
+    calls = {"n": 0}
+    real = simulate.LayerSim._simulate
+
+    def counting(self, codes):
+        calls["n"] += 1
+        return real(self, codes)
+
+    monkeypatch.setattr(simulate.LayerSim, "_simulate", counting)
+    for memo in (False, True):
+        monkeypatch.setattr(simulate, "MEMOIZE_SEARCH", memo)
+        calls["n"] = 0
+        sims = crossbar_layers(m, hw)
+        plan = plan_adc(m, sims, hw, batches)
+        assert all(s.memo is None for s in sims)  # cleared after the search
+        runs[memo] = ([(p.bits, p.transfer) for p in plan], calls["n"])
+    assert runs[True][0] == runs[False][0]
+    assert runs[True][1] < runs[False][1]
+
+
 def test_unknown_layer_in_adc_layers_is_refused() -> None:
     m = _model()
     hw = load_hardware("rram-1b", **{"adc.layers": {"9": {"bits": 3}, "nope": {"bits": 3}}})
