@@ -590,8 +590,9 @@ def _layout_figures(mapping: LayerMapping, skip_empty: bool) -> dict[str, int]:
         tiles = mapping.mapped_tiles if skip_empty else mapping.tiles
         return {"dense_rows": k, "dense_tiles": tiles, "dense_cells": mapping.cells_used,
                 "csr_index_bits": 0}  # fmt: skip
-    # Dense: every row stored (the pruned ones all at weight 0); with skip_empty_columns
-    # the mapped columns are those of the stored rows (pruned rows add no ON cell).
+    # Dense: every row stored (the pruned ones all at weight 0). With skip_empty_columns
+    # the mapped columns are taken as the stored rows': exact where a zero weight is all
+    # OFF (not for shifted words, whose zero has ON cells: a lower bound there).
     per_block = (
         (mapping.tile_column_sums.sum(1) > 0).sum(-1) if skip_empty
         else torch.full((mapping.groups,), mapping.cols)
