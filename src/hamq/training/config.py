@@ -29,12 +29,15 @@ class HardwareRef(Section):
     """The crossbar the regularizers and cell statistics assume.
 
     preset: a shipped preset name (``hamq presets``) or a YAML file.
-    representation, cell_bits: override the preset's (null keeps the preset's).
+    representation, cell_bits, slice_levels: override the preset's (null keeps the
+        preset's); ``slice_levels: spread`` programs a narrow top slice over the cell's
+        whole range (``docs/noise.md``), which noise-aware training then draws.
     """
 
     preset: str = "rram-1b"
     representation: Representation | None = None
     cell_bits: int | None = None
+    slice_levels: Literal["ladder", "spread"] | None = None
 
     @field_validator("cell_bits")
     @classmethod
@@ -49,6 +52,8 @@ class HardwareRef(Section):
             out["array.representation"] = self.representation
         if self.cell_bits is not None:
             out["array.cell_bits"] = self.cell_bits
+        if self.slice_levels is not None:
+            out["array.slice_levels"] = self.slice_levels
         return out
 
 
