@@ -18,13 +18,12 @@ import argparse
 import json
 import time
 
+import torch
+
 from bench_energy import converted, machine
-
-import torch  # noqa: E402
-
-from hamq.hardware import simulate  # noqa: E402
-from hamq.hardware.simulate import crossbar_layers, plan_adc  # noqa: E402
-from hamq.hardware.spec import load_hardware  # noqa: E402
+from hamq.hardware import simulate
+from hamq.hardware.simulate import crossbar_layers, plan_adc
+from hamq.hardware.spec import load_hardware
 
 SHAPES = {"resnet20": ((3, 32, 32), 10), "ds-cnn": ((1, 49, 10), 12)}
 

@@ -29,9 +29,7 @@ def _fake_runs(root: Path, names: list[str]) -> None:
 
 
 def _fake_measure(calls: list[tuple[str, str]]):
-    def fn(
-        run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str
-    ) -> dict:
+    def fn(run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str) -> dict:
         calls.append((run_dir.name, v.name))
         seed = int(run_dir.name.rsplit("-s", 1)[1])
         fast = v.name == "fast"
@@ -98,9 +96,7 @@ def test_settings_are_compared_with_the_baseline_seed_by_seed(tmp_path: Path) ->
         baseline="w8-baseline",
     )
 
-    def fn(
-        run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str
-    ) -> dict:
+    def fn(run_dir: Path, v: Variant, samples: int | None, calib: int | None, subset: str) -> dict:
         seed = int(run_dir.name[-1])
         ham = "ham" in run_dir.name
         e = (1.0 if v.name == "fast" else 2.0) * (0.6 if ham else 1.0) * (1 + seed)

@@ -40,8 +40,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def _hw(**array: object) -> HardwareSpec:
     return HardwareSpec(
         array=ArraySpec(rows=16, cols=32, **array),  # type: ignore[arg-type]
-        tech=TechSpec(e_cell_pj=(0.05, 0.4, 0.8, 1.5), e_adc_pj=0.2, e_adc_ref_bits=4,
-                      e_lfsr_step_pj=0.01),  # fmt: skip
+        tech=TechSpec(
+            e_cell_pj=(0.05, 0.4, 0.8, 1.5), e_adc_pj=0.2, e_adc_ref_bits=4, e_lfsr_step_pj=0.01
+        ),
     )
 
 
@@ -129,7 +130,7 @@ def test_layer_mask_round_trip_and_old_descriptions() -> None:
 def test_granularity_is_validated() -> None:
     with pytest.raises(ValidationError, match="granularity"):
         SparsityConfig(sparsity=0.5, granularity="column")
-    with pytest.raises(ValidationError, match="sparsity.granularity is set but every layer"):
+    with pytest.raises(ValidationError, match=r"sparsity\.granularity is set but every layer"):
         SparsityConfig(granularity="row")
 
 
@@ -147,7 +148,8 @@ def test_mapping_stores_only_the_kept_rows_in_lfsr_order() -> None:
     assert torch.equal(m.codes, codes.reshape(6, 27)[:, rows])
     assert m.row_tiles == math.ceil(m.rows / 16) and m.dense_row_tiles == 2
     dense = codes.clone()
-    dense.reshape(6, 27)[0, [r for r in range(27) if r not in set(rows.tolist())][0]] = 3
+    pruned_row = next(r for r in range(27) if r not in set(rows.tolist()))
+    dense.reshape(6, 27)[0, pruned_row] = 3
     with pytest.raises(HamqError, match="rows outside its row mask hold non-zero weights"):
         map_weights("conv", dense, None, 1, 8, HW2, layer.row_layout)
 

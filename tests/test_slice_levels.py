@@ -73,7 +73,8 @@ def test_row_energies_of_two_bit_cells_take_the_spread_table() -> None:
     want = e[stretched.long()].sum((1, 2, 3))  # stretched levels are whole here
     assert torch.allclose(m.row_energy_pj(hw.tech.e_cell_pj)[0], want)
     ladder = map_weights("fc", codes, None, 1, 8, load_hardware("rram-2b-40nm"))
-    assert bool((m.row_energy_pj(hw.tech.e_cell_pj) >= ladder.row_energy_pj(hw.tech.e_cell_pj)).all())
+    e_cell = hw.tech.e_cell_pj
+    assert bool((m.row_energy_pj(e_cell) >= ladder.row_energy_pj(e_cell)).all())
 
 
 def test_spread_targets_and_noise_draws() -> None:

@@ -44,6 +44,7 @@ def subset_indices(y: torch.Tensor, limit: int | None, how: EvalSubset) -> torch
                               stratify=labels if can_stratify else None)  # fmt: skip
     return torch.tensor(sorted(idx), dtype=torch.int64, device=y.device)
 
+
 # (raw batch on device, train mode, generator or None) -> model input
 Transform = Callable[[torch.Tensor, bool, torch.Generator | None], torch.Tensor]
 

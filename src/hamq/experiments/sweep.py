@@ -185,9 +185,7 @@ def run_config(sweep: SweepConfig, overrides: list[str]) -> TrainConfig:
 EnergyFn = Callable[[Path, str | None, int, bool, EvalSubset], dict[str, Any] | None]
 
 
-def subset_used(
-    data: DataBundle, samples: int, calibration: bool, subset: EvalSubset
-) -> str:
+def subset_used(data: DataBundle, samples: int, calibration: bool, subset: EvalSubset) -> str:
     """What a measurement of ``samples`` test samples uses: ``all`` when it takes whole
     splits (the test split, and with ``calibration`` the default calibration split
     whole too), else ``subset``."""
@@ -210,9 +208,9 @@ def measure_energy(
     """Per-inference energy of a finished run on at most ``samples`` test samples (picked by
     ``subset`` when fewer than the split), on ``hw`` (a preset or file) or, when None, on
     the hardware the run recorded; cached in ``energy.json`` (keyed by the resolved hardware
-    description, the sample count, the subset and ``crossbar``). With ``crossbar`` (or an ``optimized`` ADC policy) the crossbar
-    accuracy on the same samples is measured too (``training.crossbar_eval``), and each
-    layer's conversions cost its planned ADC bits."""
+    description, the sample count, the subset and ``crossbar``). With ``crossbar`` (or an
+    ``optimized`` ADC policy) the crossbar accuracy on the same samples is measured too
+    (``training.crossbar_eval``), and each layer's conversions cost its planned ADC bits."""
     from hamq.hardware.estimate import estimate_energy
     from hamq.quantization.convert import quantized_layers
     from hamq.training.crossbar_eval import adc_bits_of, crossbar_evaluation

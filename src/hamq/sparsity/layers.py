@@ -71,8 +71,7 @@ class LayerMask:
     def describe(self) -> str:
         rows = ", rows" if self.granularity == "row" else ""
         return (
-            f"{poly_str(self.poly)}, seed {self.seed}, {self.form}, sparsity {self.sparsity}"
-            f"{rows}"
+            f"{poly_str(self.poly)}, seed {self.seed}, {self.form}, sparsity {self.sparsity}{rows}"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,8 +41,8 @@ def calibration_split(
     """Batches of the calibration split and its name (``validation`` or ``train``).
 
     ``samples``: how many (None: ``DEFAULT_CALIBRATION_SAMPLES`` or the whole split if
-    smaller), chosen by ``data.eval_subset``. Raises :class:`HamqError` naming ``--calibration-samples`` when the split
-    holds fewer than asked for.
+    smaller), chosen by ``data.eval_subset``. Raises :class:`HamqError` naming
+    ``--calibration-samples`` when the split holds fewer than asked for.
     """
     if data.val_samples > 0:
         x, y, split = data.val_x, data.val_y, "validation"
