@@ -85,6 +85,20 @@ def test_resume_after_interruption_gives_same_record(
     assert without_timing(a) == without_timing(b)
 
 
+def test_resume_alone_continues_with_the_stored_config(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run started with --set values continues with ``--resume --out`` alone (the command
+    its stop message prints), and ends with the uninterrupted run's record."""
+    full, part = trained[0], tmp_path / "part"
+    code, _, err = call(capsys, "train", "--out", str(part), "--stop-after", "2", *TINY)
+    assert code == 0 and f"hamq train --resume --out {part}" in err
+    assert call(capsys, "train", "--out", str(part), "--resume")[0] == 0
+    a = json.loads((full / "run.json").read_text())
+    b = json.loads((part / "run.json").read_text())
+    assert without_timing(a) == without_timing(b)
+
+
 def test_training_twice_into_one_folder_needs_resume(
     trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -487,6 +487,13 @@ def test_resume_with_another_config_keeps_the_run(
         ["another config"],
     )
     assert (run_copy / "config.yaml").read_text() == before
+    # fewer epochs than the checkpoint holds: still "another config", not a damaged file
+    refused(
+        capsys,
+        ["train", "--out", str(run_copy), "--resume", *TINY, "--set", "train.float_epochs=0"],
+        ["another config", "--resume alone"],
+    )
+    assert (run_copy / "config.yaml").read_text() == before
 
 
 def test_resume_of_a_finished_run_with_a_damaged_record(

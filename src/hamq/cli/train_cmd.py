@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     metavar="KEY=VALUE",
     help="Override a config field, e.g. --set regularizer.lambda=0.5 (repeatable).",
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its checkpoint (with no --config and no --set: "
+    "with the config the run stored in --out).",
+)
 @click.option(
     "--stop-after",
     type=click.IntRange(min=1),
@@ -47,11 +52,15 @@ def train(
 ) -> None:
     """Train a quantized model (float pre-training, then QAT with the regularizer).
 
-    Without --config it trains the default model on the embedded digits data set.
+    Without --config it trains the default model on the embedded digits data set, except
+    with --resume and no --set, which continues the run in --out with its stored config.
     """
     from hamq.training.config import load_config
-    from hamq.training.trainer import train_run
+    from hamq.training.trainer import CONFIG, train_run
 
+    stored = Path(out) / CONFIG
+    if resume and config_path is None and not overrides and stored.is_file():
+        config_path = str(stored)
     cfg = load_config(config_path, list(overrides))
     record = train_run(cfg, Path(out), resume=resume, stop_after=stop_after, progress=not quiet)
     if record is None:

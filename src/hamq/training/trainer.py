@@ -204,6 +204,13 @@ def _restore(
     out: Path, state: RunState, cfg: TrainConfig, hw: HardwareSpec, device: torch.device
 ) -> None:
     tensors, meta = ckpt.load_checkpoint(out / CHECKPOINT)
+    stored = meta.get("config") if isinstance(meta, dict) else None
+    if isinstance(stored, dict) and not same_config(stored, cfg):  # before the epoch checks,
+        raise HamqError(  # whose message would otherwise blame a damaged file
+            f"'{out / CHECKPOINT}' was written with another config; resume with the same "
+            f"config and --set values (or --resume alone: the run's stored config), or use a "
+            f"new --out"
+        )
     ckpt.check_resume_meta(meta, out / CHECKPOINT, cfg.train.float_epochs, cfg.train.epochs)
     if not same_config(meta["config"], cfg):
         raise HamqError(
