@@ -543,38 +543,27 @@ def _optimize(
     error near 2 pp, four times a 0.5 pp tolerance; a plan chosen on it lost 7 pp on test).
     """
     with memoized(all_sims, MEMOIZE_SEARCH):
-        return _search(model, all_sims, layers, hw, calibration)
-
-
-def _search(
-    model: nn.Module,
-    all_sims: list[LayerSim],
-    layers: list[LayerSim],
-    hw: HardwareSpec,
-    calibration: list[tuple[torch.Tensor, torch.Tensor]],
-) -> dict[str, LayerAdc]:
-    """The binary searches of :func:`_optimize`."""
-    for s in layers:
-        s.transfer = None
-    reference = _predictions(model, all_sims, calibration)
-    allowed = hw.adc.tolerance_pp / 100.0 * reference.numel()
-    out = {}
-    for s in layers:
-        hi = s.lossless_bits
-        lo = min(hw.adc.min_bits, hi)
-        best = calibrated_adc(s, hw, hi, "optimized")
-        while lo < hi:
-            mid = (lo + hi) // 2
-            trial = calibrated_adc(s, hw, mid, "optimized")
-            s.transfer = trial.transfer
-            changed = int((_predictions(model, all_sims, calibration) != reference).sum())
-            if changed <= allowed:
-                hi, best = mid, trial
-            else:
-                lo = mid + 1
-        s.transfer = best.transfer
-        out[s.name] = best
-    return out
+        for s in layers:
+            s.transfer = None
+        reference = _predictions(model, all_sims, calibration)
+        allowed = hw.adc.tolerance_pp / 100.0 * reference.numel()
+        out = {}
+        for s in layers:
+            hi = s.lossless_bits
+            lo = min(hw.adc.min_bits, hi)
+            best = calibrated_adc(s, hw, hi, "optimized")
+            while lo < hi:
+                mid = (lo + hi) // 2
+                trial = calibrated_adc(s, hw, mid, "optimized")
+                s.transfer = trial.transfer
+                changed = int((_predictions(model, all_sims, calibration) != reference).sum())
+                if changed <= allowed:
+                    hi, best = mid, trial
+                else:
+                    lo = mid + 1
+            s.transfer = best.transfer
+            out[s.name] = best
+        return out
 
 
 def crossbar_accuracy(

@@ -174,7 +174,7 @@ def lfsr_kept_rows(
     """Row-granular masks: the kept rows (unroll-order indices ``0 .. K-1``), int64
     ``(K - floor(sparsity * K),)``, in the order the LFSR yields them (the order of the
     compacted arrays' rows): the rule on one column of ``K`` rows."""
-    return lfsr_kept_indices((1, rows_of(shape)), sparsity, poly, seed, form)
+    return row_layout(shape, sparsity, poly, seed, form).rows
 
 
 def lfsr_clocks(
