@@ -72,7 +72,7 @@ class TrainSection(Section):
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     amp: bfloat16 autocast on CUDA (with device ``cpu`` it is an error; with ``auto`` on a
         machine without CUDA it is off).
-    channels_last: memory format for conv nets on CUDA.
+    channels_last: train conv nets in the NHWC memory format (CPU and CUDA).
     init_from: float weights to start QAT from, instead of a float stage: a run folder (its
         ``float.safetensors``, saved by every run at the end of its float stage) or such a
         file. Requires float_epochs = 0; QAT then uses qat_lr (null = lr / 10).

@@ -130,6 +130,9 @@ class RunState:
     next_epoch: int = 0
     best_epoch: int | None = None  # QAT epoch kept in BEST (train.select = best_val)
     best_val: float = float("-inf")
+    # wall seconds of each epoch trained (train + validation), across resumed sessions; kept
+    # out of ``history`` so that the record's non-timing part stays the same run to run
+    epoch_wall_s: list[float] = field(default_factory=list)
 
 
 def hardware_of(cfg: TrainConfig) -> HardwareSpec:
@@ -164,8 +167,17 @@ def float_weights_path(init_from: str) -> Path:
     return p
 
 
+def _memory_format(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """The model in the training memory format (``train.channels_last``: NHWC conv weights,
+    on CPU as on CUDA; BENCHMARKS.md measures 1.25x per ResNet-20 step on this CPU)."""
+    if cfg.train.channels_last:
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     state.conversion = quantize_model(state.model, cfg.quant)
+    state.model = _memory_format(state.model, cfg)
     sparsity.enter_qat(state.model, cfg)
     state.stage = "qat"
     state.optimizer = make_optimizer(state.model, cfg, "qat")
@@ -173,6 +185,49 @@ def _enter_qat(state: RunState, cfg: TrainConfig, hw: HardwareSpec) -> None:
     if state.regularizer is not None:
         state.regularizer.attach(state.model)
     analog.attach(state.model, hw, cfg.analog, cfg.seed)
+
+
+def _save_float(out: Path, state: RunState, cfg: TrainConfig, data: DataBundle) -> None:
+    """Save the float stage's weights (``float.safetensors``), with the float model's test
+    accuracy and the stage's training time in its metadata (``float_stage``). The test part
+    is evaluated once here, for the report; nothing is chosen on it."""
+    correct, n_test = count_correct(state.model, data, cfg.data.eval_batch_size)
+    meta = {
+        "epoch": cfg.train.float_epochs - 1,
+        "stage": "float",
+        "config": cfg.to_plain(),
+        "float_stage": {
+            "test_correct": correct,
+            "test_samples": n_test,
+            "test_accuracy": correct / max(1, n_test),
+            "epochs": cfg.train.float_epochs,
+        },
+        # train + validation seconds of the float epochs (None if some were trained by a
+        # hamq that did not time them); timing, so outside the summary the record copies
+        "float_wall_s": _stage_wall_s(state, cfg.train.float_epochs),
+    }
+    ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
+
+
+def _stage_wall_s(state: RunState, epochs: int) -> float | None:
+    walls = state.epoch_wall_s
+    return sum(walls[:epochs]) if len(walls) >= epochs else None
+
+
+def float_stage(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
+    """The float stage a run started from, as :func:`_save_float` recorded it: this run's
+    own ``float.safetensors`` or the one ``train.init_from`` names (None for a run from
+    scratch, or weights saved before hamq recorded it)."""
+    if cfg.train.float_epochs > 0:
+        path = out / FLOAT
+    elif cfg.train.init_from is not None:
+        path = float_weights_path(cfg.train.init_from)
+    else:
+        return None
+    if not path.exists():
+        return None
+    summary = ckpt.load_checkpoint(path)[1].get("float_stage")
+    return summary if isinstance(summary, dict) else None
 
 
 def _state_tensors(state: RunState) -> dict[str, torch.Tensor]:
@@ -192,6 +247,7 @@ def _save(out: Path, state: RunState, cfg: TrainConfig, epoch: int) -> None:
         "optimizer": opt_meta,
         "config": cfg.to_plain(),
         "best": {"epoch": state.best_epoch, "val_accuracy": _finite_or_none(state.best_val)},
+        "epoch_wall_s": state.epoch_wall_s,
     }
     ckpt.save_checkpoint(out / CHECKPOINT, {**_state_tensors(state), **opt_tensors}, meta)
 
@@ -234,6 +290,9 @@ def _restore(
     )
     state.history = meta["history"]
     state.next_epoch = meta["epoch"] + 1
+    walls = meta.get("epoch_wall_s")  # (absent in checkpoints of hamq <= 0.4.0)
+    if isinstance(walls, list) and all(isinstance(w, int | float) for w in walls):
+        state.epoch_wall_s = [float(w) for w in walls]
     best = meta.get("best") or {}
     if best.get("epoch") is not None:
         state.best_epoch = int(best["epoch"])
@@ -386,8 +445,7 @@ def train_run(
         _restore(out, state, cfg, hw, device)
     # (after the restore: a resume refused for another config leaves the run's config.yaml)
     ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
-    if cfg.train.channels_last and device.type == "cuda":
-        state.model = state.model.to(memory_format=torch.channels_last)
+    state.model = _memory_format(state.model, cfg)  # (keeps the optimizer's parameters)
     started = time.perf_counter()
     epochs = range(state.next_epoch, cfg.train.epochs)
     bar = tqdm(
@@ -403,9 +461,9 @@ def train_run(
             bar.close()
             return None
         if epoch == cfg.train.float_epochs and state.stage == "float":
-            meta = {"epoch": epoch - 1, "stage": "float", "config": cfg.to_plain()}
-            ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
+            _save_float(out, state, cfg, data)
             _enter_qat(state, cfg, hw)
+        epoch_started = time.perf_counter()
         sparsity.before_epoch(state.model, state.optimizer, cfg, epoch)
         analog.before_epoch(state.model, epoch)
         losses = train_epoch(state, cfg, data, epoch, device)
@@ -417,6 +475,7 @@ def train_run(
             "val_accuracy": val if has_val else None,
             **losses,
         }
+        state.epoch_wall_s.append(time.perf_counter() - epoch_started)
         state.history.append(entry)
         bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", val=f"{val:.3f}")
         if (
@@ -462,6 +521,10 @@ def train_run(
     final_meta = {"epoch": selected, "stage": "qat", "config": cfg.to_plain()}
     if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
         final_meta["masks"] = record["masks"] = masks
+    record["float_stage"] = float_stage(cfg, out)
+    record["timing"]["epoch_wall_s"] = state.epoch_wall_s
+    if cfg.train.float_epochs > 0:
+        record["timing"]["float_wall_s"] = _stage_wall_s(state, cfg.train.float_epochs)
     record["model_sha256"] = ckpt.save_checkpoint(
         out / MODEL, dict(state.model.state_dict()), final_meta
     )
