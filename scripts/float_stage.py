@@ -1,6 +1,7 @@
 """The float stage of runs as a Markdown table: test accuracy, epochs, wall time.
 
-    python scripts/float_stage.py runs/twofold-cifar-r20/w8-baseline runs/twofold-cifar-r20-e30/w8-baseline
+    python scripts/float_stage.py runs/twofold-cifar-r20/w8-baseline \
+        runs/twofold-cifar-r20-e30/w8-baseline
 
 Reads each run's ``float.safetensors`` (written at the end of its float stage, before QAT,
 so a run still in QAT can be read), where hamq records the float model's test accuracy and
@@ -32,13 +33,13 @@ def row(run: Path) -> str:
     last_val = history[-1]["val_accuracy"] if history else None
     cfg = meta["config"]
     wall = meta.get("float_wall_s")
+    acc = f"{100 * stage['test_accuracy']:.2f}% ({stage['test_correct']} / {stage['test_samples']})"
+    if wall is None or not walls or last_val is None:
+        return f"| {run} | {epochs} | | | {acc} | | | |"
+    spread = f"{statistics.median(walls):.0f} s ({min(walls):.0f}-{max(walls):.0f})"
     return (
-        f"| {run} | {epochs} | {cfg['data']['batch_size']} | {cfg['train']['lr']:g} "
-        f"| {100 * stage['test_accuracy']:.2f}% ({stage['test_correct']} / {stage['test_samples']}) "
-        f"| {100 * last_val:.2f}% | {wall / 60:.1f} min | "
-        f"{statistics.median(walls):.0f} s ({min(walls):.0f}-{max(walls):.0f}) |"
-        if wall is not None and walls and last_val is not None
-        else f"| {run} | {epochs} | | | {100 * stage['test_accuracy']:.2f}% | | | |"
+        f"| {run} | {epochs} | {cfg['data']['batch_size']} | {cfg['train']['lr']:g} | {acc} "
+        f"| {100 * last_val:.2f}% | {wall / 60:.1f} min | {spread} |"
     )
 
 
@@ -46,8 +47,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run folders")
     args = ap.parse_args()
-    print("| run | float epochs | batch | peak lr | float test accuracy | last validation "
-          "| float stage wall | epoch median (range) |")
+    print(
+        "| run | float epochs | batch | peak lr | float test accuracy | last validation "
+        "| float stage wall | epoch median (range) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     try:
         for run in args.runs:
