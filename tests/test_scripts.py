@@ -51,3 +51,44 @@ def test_float_stage_table_reads_what_the_run_recorded(tmp_path: Path) -> None:
     assert cells[4].startswith(f"{100 * stage['test_accuracy']:.2f}%")
     assert f"({stage['test_correct']} / {stage['test_samples']})" in cells[4]
     assert cells[6] == f"{record['timing']['float_wall_s'] / 60:.1f} min"
+
+
+def _row(name: str, reg: str, acc: float, e_cb_nj: float, e_ad_nj: float, sparsity: float = 0):
+    prune = f" sparsity.sparsity={sparsity} sparsity.lambda=0.1" if sparsity else ""
+    over = "quant.w_bits=8 seed=0" + prune
+    return {"name": name, "overrides": over, "regularizer": reg, "lambda": 1.0,
+            "pruned": bool(sparsity), "status": "ok", "accuracy": acc,
+            "crossbar_accuracy": acc - 0.01,
+            "e_cb_j": e_cb_nj * 1e-9, "e_cb_ad_j": e_ad_nj * 1e-9}  # fmt: skip
+
+
+def test_twofold_table_gains_families_and_targets(tmp_path: Path, capsys) -> None:
+    rows = [
+        _row("w8-baseline", "none", 0.90, 100.0, 120.0),
+        _row("w8-hamming-4", "hamming", 0.895, 35.0, 50.0),  # -0.5 pp, -65% E_cb
+        _row("w8-l1-0.02", "l1", 0.88, 50.0, 60.0),  # -2 pp: outside both budgets
+        _row("w8-rows-0.9-hamq", "hamming", 0.89, 15.0, 20.0, 0.9),  # 6x E_cb&AD, -1 pp
+        _row("w8-rows-0.5-bits", "bits", 0.85, 10.0, 12.0, 0.5),  # 10x but -5 pp
+        {"name": "w8-rows-0.3", "status": "failed: x"},
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    script = load_script("twofold_table")
+    assert script.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = [ln for ln in out.splitlines() if ln.startswith("| ") and "---" not in ln]
+    lines = {ln.split("|")[4].strip(): ln for ln in table}
+    assert "| twofold + HamQ | 90% |" in lines["w8-rows-0.9-hamq"]
+    assert "6.67x | 6.00x |" in lines["w8-rows-0.9-hamq"]
+    assert "| twofold (prune + bits) | 50% |" in lines["w8-rows-0.5-bits"]
+    assert "| HamQ | 0% |" in lines["w8-hamming-4"] and "-0.50 |" in lines["w8-hamming-4"]
+    assert "w8-rows-0.3" not in lines
+    verdicts = [ln for ln in out.splitlines() if ln.startswith("- ")]
+    assert "`w8-rows-0.9-hamq`, 6.00x at -1.00 pp: **met**" in verdicts[0]
+    assert "`w8-hamming-4`, 65.0% less E_cb at -0.50 pp: **met**" in verdicts[1]
+    assert "no finished run within the loss budget: **not met**" in verdicts[3]  # L1
+
+
+def test_twofold_table_without_a_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "results.json").write_text(json.dumps([_row("w8-l1", "l1", 0.9, 1.0, 1.0)]))
+    assert load_script("twofold_table").main([str(tmp_path)]) == 2
+    assert "no finished baseline run" in capsys.readouterr().err

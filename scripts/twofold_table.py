@@ -1,0 +1,149 @@
+"""Issue 11's twofold-sparsity table from a sweep's ``results.json``: every run by family
+(bit-level term, LFSR pruning, both, both with HamQ, HamQ, L1) and sparsity, its accuracy
+and crossbar accuracy against the dense unregularized baseline, E_cb and E_cb&AD and their
+gains (baseline energy / run energy), then the issue's targets checked on those rows.
+
+    python scripts/twofold_table.py runs/twofold-cifar-r20
+
+Reads only what the sweep wrote; a sweep still running gives the table of its finished runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from hamq.errors import HamqError
+
+FAMILIES = {
+    ("none", False): "baseline",
+    ("l1", False): "L1",
+    ("hamming", False): "HamQ",
+    ("energy", False): "energy",
+    ("bits", False): "bits",
+    ("none", True): "prune",
+    ("bits", True): "twofold (prune + bits)",
+    ("hamming", True): "twofold + HamQ",
+    ("energy", True): "twofold + energy",
+}
+TWOFOLD_GAIN_X = 5.0  # issue 11: twofold + best regularizer, E_cb&AD gain ...
+TWOFOLD_LOSS_PP = 1.5  # ... at no more than this loss
+HAMQ_E_CB_RED = 0.60  # HamQ alone: E_cb reduction ...
+HAMQ_LOSS_PP = 1.0  # ... at no more than this loss
+PAPER = (0.54, 1.5)  # the HamQ paper's ResNet-18 point: -54% E_cb at -1.5 pp
+
+
+def sparsity_of(row: dict[str, Any]) -> float:
+    m = re.search(r"(?:^| )sparsity\.sparsity=([0-9.]+)", row.get("overrides", ""))
+    return float(m.group(1)) if (m and row.get("pruned")) else 0.0
+
+
+def family_of(row: dict[str, Any]) -> str:
+    key = (row.get("regularizer", "none"), bool(row.get("pruned")))
+    return FAMILIES.get(key, f"{key[0]}{' + prune' if key[1] else ''}")
+
+
+def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    path = folder / "results.json"
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        msg = f"cannot read '{path}' ({e}); run `hamq sweep` into that folder first"
+        raise HamqError(msg) from e
+    ok = [r for r in rows if r.get("status") == "ok" and "e_cb_ad_j" in r]
+    base = next((r for r in ok if family_of(r) == "baseline"), None)
+    if base is None:
+        raise HamqError(f"'{path}' has no finished baseline run with energies")
+    for r in ok:
+        r["family"], r["sparsity"] = family_of(r), sparsity_of(r)
+        r["gain_cb"] = base["e_cb_j"] / r["e_cb_j"]
+        r["gain_cb_ad"] = base["e_cb_ad_j"] / r["e_cb_ad_j"]
+        r["dacc_pp"] = 100 * (r["accuracy"] - base["accuracy"])
+        xb, xb0 = r.get("crossbar_accuracy"), base.get("crossbar_accuracy")
+        r["dxb_pp"] = None if xb is None or xb0 is None else 100 * (xb - xb0)
+    order = list(dict.fromkeys(FAMILIES.values()))
+    ok.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else 99,
+                           r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip
+    return base, ok
+
+
+def _pp(x: float | None) -> str:
+    return "" if x is None else f"{x:+.2f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["family", "sparsity", "λ", "run", "accuracy", "Δacc (pp)", "crossbar acc.",
+            "Δxbar (pp)", "E_cb (nJ)", "E_cb&AD (nJ)", "E_cb gain", "E_cb&AD gain"]  # fmt: skip
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        xb = r.get("crossbar_accuracy")
+        out.append("| " + " | ".join([
+            r["family"], f"{100 * r['sparsity']:.0f}%", f"{r.get('lambda', 0):g}", r["name"],
+            f"{100 * r['accuracy']:.2f}%", _pp(r["dacc_pp"]),
+            "" if xb is None else f"{100 * xb:.2f}%", _pp(r["dxb_pp"]),
+            f"{1e9 * r['e_cb_j']:.1f}", f"{1e9 * r['e_cb_ad_j']:.1f}",
+            f"{r['gain_cb']:.2f}x", f"{r['gain_cb_ad']:.2f}x",
+        ]) + " |")  # fmt: skip
+    return "\n".join(out)
+
+
+def _best(rows: list[dict[str, Any]], key: str, loss_pp: float) -> dict[str, Any] | None:
+    """The row with the largest ``key`` among those losing at most ``loss_pp``; {} when
+    some rows exist but none is within the budget, None when there are no rows."""
+    within = [r for r in rows if r["dacc_pp"] >= -loss_pp]
+    return max(within, key=lambda r: r[key]) if within else ({} if rows else None)
+
+
+def _verdict(name: str, best: dict[str, Any] | None, what: str, met: bool) -> str:
+    if best is None:
+        return f"- {name}: no finished run of this family yet: **not measured**."
+    if not best:
+        return f"- {name}: no finished run within the loss budget: **not met**."
+    word = "**met**" if met else "**not met**"
+    return f"- {name}: best is `{best['name']}`, {what} at {best['dacc_pp']:+.2f} pp: {word}."
+
+
+def targets(rows: list[dict[str, Any]]) -> str:
+    twofold = [r for r in rows if r["family"].startswith("twofold")]
+    hamq = [r for r in rows if r["family"] == "HamQ"]
+    lines = []
+    b = _best(twofold, "gain_cb_ad", TWOFOLD_LOSS_PP)
+    lines.append(_verdict(
+        f"Twofold + a regularizer, ≥ {TWOFOLD_GAIN_X:g}x less E_cb&AD at ≤ {TWOFOLD_LOSS_PP} pp",
+        b, f"{b['gain_cb_ad']:.2f}x" if b else "", bool(b and b["gain_cb_ad"] >= TWOFOLD_GAIN_X),
+    ))  # fmt: skip
+    b = _best(hamq, "gain_cb", HAMQ_LOSS_PP)
+    red = 1 - 1 / b["gain_cb"] if b else 0.0
+    lines.append(_verdict(
+        f"HamQ alone, ≥ {100 * HAMQ_E_CB_RED:.0f}% less E_cb at ≤ {HAMQ_LOSS_PP} pp",
+        b, f"{100 * red:.1f}% less E_cb", red >= HAMQ_E_CB_RED,
+    ))  # fmt: skip
+    for fam in ("HamQ", "L1"):
+        b = _best([r for r in rows if r["family"] == fam], "gain_cb", PAPER[1])
+        red = 1 - 1 / b["gain_cb"] if b else 0.0
+        lines.append(_verdict(
+            f"{fam} against the HamQ paper's -{100 * PAPER[0]:.0f}% E_cb at -{PAPER[1]} pp",
+            b, f"{100 * red:.1f}% less E_cb", red >= PAPER[0],
+        ))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sweep", type=Path, help="a sweep folder (holding results.json)")
+    args = p.parse_args(argv)
+    try:
+        _, rows = rows_of(args.sweep)
+    except HamqError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table(rows), "", targets(rows), sep="\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
