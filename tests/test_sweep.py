@@ -229,3 +229,37 @@ def test_an_unreachable_ray_address_is_refused_at_once() -> None:
     with pytest.raises(HamqError, match="cannot reach"):
         check_reachable("ray://no-port-here")
     assert time.perf_counter() - started < 5  # refused, not retried for minutes as ray.init does
+
+
+def test_finished_only_reports_finished_runs_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = {"train": {"float_epochs": 1, "qat_epochs": 1}}
+    both, one = tmp_path / "both.yaml", tmp_path / "one.yaml"
+    both.write_text(yaml.safe_dump({"base": base, "hamming": [1.0], "energy_samples": 50}))
+    one.write_text(yaml.safe_dump({"base": base, "energy_samples": 50}))
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "sweep", str(both), "--out", str(out), "--finished-only")
+    assert code == 0, err
+    assert not list(out.glob("*/run.json"))  # nothing trained
+    code, _, err = run(capsys, "sweep", str(one), "--out", str(out), "--quiet")  # the baseline
+    assert code == 0, err
+    code, table, err = run(capsys, "sweep", str(both), "--out", str(out), "--finished-only")
+    assert code == 0, err
+    assert not (out / "w8-hamming-1" / "run.json").exists()
+    rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["w8-baseline"]["status"] == "ok" and float(rows["w8-baseline"]["e_cb_j"]) > 0
+    assert rows["w8-hamming-1"]["status"] == "not run yet"
+    report = (out / "report.md").read_text()
+    assert "Not run yet (1; `hamq sweep` again trains them): w8-hamming-1." in report
+    assert "Failed runs" not in report and "| w8-hamming-1 | not run yet |" in table
+
+
+def test_finished_only_with_the_ray_backend_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"hamming": [1.0]}))
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"),
+                       "--finished-only", "--backend", "ray")  # fmt: skip
+    assert code == 2 and "--finished-only trains nothing" in err

@@ -286,6 +286,12 @@ def demo(out: str | None, quick: bool, as_json: bool) -> None:
     metavar="G",
     help="GPUs per run with --backend ray, fractions allowed [default: 0].",
 )
+@click.option(
+    "--finished-only",
+    is_flag=True,
+    help="Train nothing: report the runs already finished (the others are listed as not "
+    "run yet), e.g. while the sweep trains in another process.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep(
@@ -296,6 +302,7 @@ def sweep(
     address: str | None,
     cpus_per_run: int | None,
     gpus_per_run: float | None,
+    finished_only: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -309,11 +316,13 @@ def sweep(
 
     from hamq.experiments.sweep import load_sweep
 
+    if finished_only and backend != "local":
+        raise HamqError("--finished-only trains nothing, so it takes no --backend ray; drop one")
     runner = _backend(backend, address, cpus_per_run, gpus_per_run)
     cfg = load_sweep(Path(sweep_file), list(overrides))
     command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
     title = f"Sweep {Path(sweep_file).stem}"
-    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet, runner)
+    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet, runner, finished_only)
 
 
 def _backend(
@@ -351,13 +360,15 @@ def _sweep_and_report(
     as_json: bool,
     quiet: bool,
     backend: Backend | None = None,
+    finished_only: bool = False,
 ) -> None:
     """Run a sweep, write its report, print the table (or the rows as JSON)."""
     from hamq.experiments.report import write_report
     from hamq.experiments.sweep import format_table, run_sweep
 
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
-    rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log, backend=backend)
+    rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log, backend=backend,
+                     finished_only=finished_only)  # fmt: skip
     report = write_report(rows, folder, title, command)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -54,7 +54,7 @@ from hamq.experiments.summary import (
     seed_summary,
     setting_of,
 )
-from hamq.experiments.sweep import _total_hw_hist, format_table, write_csv
+from hamq.experiments.sweep import NOT_RUN, _total_hw_hist, format_table, write_csv
 from hamq.experiments.units import energy_unit
 from hamq.training.checkpoint import atomic_write_text
 
@@ -598,7 +598,11 @@ def write_report(rows: list[dict[str, Any]], out: Path, title: str, command: str
         parts += layers_section(rows, summary, out)
         if plot_hw_hist(rows, out / "hw_hist.png"):
             parts += ["![Hamming weight histogram](hw_hist.png)", ""]
-    failed = [r for r in rows if r.get("status") != "ok"]
+    pending = [r["name"] for r in rows if r.get("status") == NOT_RUN]
+    if pending:
+        parts += [f"Not run yet ({len(pending)}; `hamq sweep` again trains them): "
+                  + ", ".join(pending) + ".", ""]  # fmt: skip
+    failed = [r for r in rows if r.get("status") not in ("ok", NOT_RUN)]
     if failed:
         parts += ["Failed runs:", ""] + [f"- {r['name']}: {r['status']}" for r in failed] + [""]
     path = out / "report.md"

@@ -314,6 +314,9 @@ class SweepRun:
     finished: bool = False
 
 
+NOT_RUN = "not run yet"
+"""Status of a run that ``run_sweep(..., finished_only=True)`` found unfinished."""
+
 RunOne = Callable[[SweepRun], dict[str, Any]]
 """Trains and measures one run and returns its result row (never raises for a failed run)."""
 
@@ -349,16 +352,27 @@ def run_sweep(
     energy_fn: EnergyFn = measure_energy,
     log: Callable[[str], None] = print,
     backend: Backend | None = None,
+    finished_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Train every variant into ``out/<name>`` and return one result row per run.
 
     ``backend`` schedules the runs (default: one after the other in this process; see
     ``hamq.experiments.ray_sweep.RayBackend`` for Ray Tune); rows and reductions are the
-    same whichever backend trained them.
+    same whichever backend trained them. ``finished_only`` trains nothing: it measures the
+    runs already finished (energies from their cache when it holds them) and gives every
+    other run the status ``NOT_RUN``, so a sweep still training, or stopped, can be read.
     """
     out.mkdir(parents=True, exist_ok=True)
     run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
-    rows = (backend or local_backend)(sweep_runs(sweep, out), run_one, log)
+    runs = sweep_runs(sweep, out)
+    if finished_only:
+        rows = [
+            run_one(r) if r.finished else {"name": r.name, "overrides": " ".join(r.overrides),
+                                           "status": NOT_RUN}
+            for r in runs
+        ]  # fmt: skip
+    else:
+        rows = (backend or local_backend)(runs, run_one, log)
     add_reductions(rows)
     return rows
 
