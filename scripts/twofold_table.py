@@ -65,10 +65,26 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         r["dacc_pp"] = 100 * (r["accuracy"] - base["accuracy"])
         xb, xb0 = r.get("crossbar_accuracy"), base.get("crossbar_accuracy")
         r["dxb_pp"] = None if xb is None or xb0 is None else 100 * (xb - xb0)
+    for r in ok:
+        r.update(mapped_counts(folder / r["name"]))
     order = list(dict.fromkeys(FAMILIES.values()))
     ok.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else 99,
                            r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip
     return base, ok
+
+
+def mapped_counts(run_dir: Path) -> dict[str, int]:
+    """ON cells, arrays and dense arrays of the run as its energy was measured (the run's
+    ``energy.json``, the sweep's ``energy_hw``), which need not be the representation the
+    run trained with; {} when the run has no readable energy.json."""
+    try:
+        data = json.loads((run_dir / "energy.json").read_text())
+        layers, totals = data["layers"], data["totals"]
+        on = sum(int(x["cells_on"]) for x in layers)
+        return {"on_cells": on, "arrays": int(totals["tiles"]),
+                "dense_arrays": int(totals["dense_tiles"])}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _pp(x: float | None) -> str:
@@ -77,7 +93,8 @@ def _pp(x: float | None) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ["family", "sparsity", "λ", "run", "accuracy", "Δacc (pp)", "crossbar acc.",
-            "Δxbar (pp)", "E_cb (nJ)", "E_cb&AD (nJ)", "E_cb gain", "E_cb&AD gain"]  # fmt: skip
+            "Δxbar (pp)", "ON cells", "arrays (dense)", "E_cb (µJ)", "E_cb&AD (µJ)",
+            "E_cb gain", "E_cb&AD gain"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         xb = r.get("crossbar_accuracy")
@@ -85,7 +102,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             r["family"], f"{100 * r['sparsity']:.0f}%", f"{r.get('lambda', 0):g}", r["name"],
             f"{100 * r['accuracy']:.2f}%", _pp(r["dacc_pp"]),
             "" if xb is None else f"{100 * xb:.2f}%", _pp(r["dxb_pp"]),
-            f"{1e9 * r['e_cb_j']:.1f}", f"{1e9 * r['e_cb_ad_j']:.1f}",
+            str(r.get("on_cells", "")),
+            f"{r['arrays']} ({r['dense_arrays']})" if "arrays" in r else "",
+            f"{1e6 * r['e_cb_j']:.2f}", f"{1e6 * r['e_cb_ad_j']:.2f}",
             f"{r['gain_cb']:.2f}x", f"{r['gain_cb_ad']:.2f}x",
         ]) + " |")  # fmt: skip
     return "\n".join(out)

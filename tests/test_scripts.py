@@ -64,21 +64,27 @@ def _row(name: str, reg: str, acc: float, e_cb_nj: float, e_ad_nj: float, sparsi
 
 def test_twofold_table_gains_families_and_targets(tmp_path: Path, capsys) -> None:
     rows = [
-        _row("w8-baseline", "none", 0.90, 100.0, 120.0),
-        _row("w8-hamming-4", "hamming", 0.895, 35.0, 50.0),  # -0.5 pp, -65% E_cb
-        _row("w8-l1-0.02", "l1", 0.88, 50.0, 60.0),  # -2 pp: outside both budgets
-        _row("w8-rows-0.9-hamq", "hamming", 0.89, 15.0, 20.0, 0.9),  # 6x E_cb&AD, -1 pp
-        _row("w8-rows-0.5-bits", "bits", 0.85, 10.0, 12.0, 0.5),  # 10x but -5 pp
+        _row("w8-baseline", "none", 0.90, 100e3, 120e3),
+        _row("w8-hamming-4", "hamming", 0.895, 35e3, 50e3),  # -0.5 pp, -65% E_cb
+        _row("w8-l1-0.02", "l1", 0.88, 50e3, 60e3),  # -2 pp: outside both budgets
+        _row("w8-rows-0.9-hamq", "hamming", 0.89, 15e3, 20e3, 0.9),  # 6x E_cb&AD, -1 pp
+        _row("w8-rows-0.5-bits", "bits", 0.85, 10e3, 12e3, 0.5),  # 10x but -5 pp
         {"name": "w8-rows-0.3", "status": "failed: x"},
     ]
     (tmp_path / "results.json").write_text(json.dumps(rows))
+    energy = {
+        "layers": [{"cells_on": 7}, {"cells_on": 5}],
+        "totals": {"tiles": 3, "dense_tiles": 9},
+    }
+    (tmp_path / "w8-rows-0.9-hamq").mkdir()
+    (tmp_path / "w8-rows-0.9-hamq" / "energy.json").write_text(json.dumps(energy))
     script = load_script("twofold_table")
     assert script.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     table = [ln for ln in out.splitlines() if ln.startswith("| ") and "---" not in ln]
     lines = {ln.split("|")[4].strip(): ln for ln in table}
     assert "| twofold + HamQ | 90% |" in lines["w8-rows-0.9-hamq"]
-    assert "6.67x | 6.00x |" in lines["w8-rows-0.9-hamq"]
+    assert "| 12 | 3 (9) | 15.00 | 20.00 | 6.67x | 6.00x |" in lines["w8-rows-0.9-hamq"]
     assert "| twofold (prune + bits) | 50% |" in lines["w8-rows-0.5-bits"]
     assert "| HamQ | 0% |" in lines["w8-hamming-4"] and "-0.50 |" in lines["w8-hamming-4"]
     assert "w8-rows-0.3" not in lines
