@@ -224,6 +224,17 @@ BAD = [
         ["sparsity.sparsity=0.5", "sparsity.lambda=1", "sparsity.finetune_epochs=2"],
         ["sparsity.lambda", "leaves no epoch"],
     ),
+    (
+        "lambda with from_float",
+        ["sparsity.sparsity=0.5", "sparsity.from_float=true", "sparsity.lambda=0.1"],
+        ["sparsity.lambda", "from_float", "nothing to push"],
+    ),
+    (
+        "finetune with from_float",
+        ["sparsity.sparsity=0.5", "sparsity.from_float=true", "sparsity.finetune_epochs=1"],
+        ["sparsity.finetune_epochs", "from_float"],
+    ),
+    ("unused from_float", ["sparsity.from_float=true"], ["sparsity.from_float", "no mask"]),
     ("prune as main term", ["regularizer.name=prune"], ["regularizer.name", "sparsity section"]),
     (
         "bad granularity",
@@ -315,3 +326,76 @@ def test_row_granular_run_maps_index_free(tmp_path: Path, capsys) -> None:
     assert report["totals"]["cells"] < report["totals"]["dense_cells"]
     code, text, err = run(capsys, ["energy", str(out), "--hw", "rram-2b-40nm", "--samples", "50"])
     assert code == 0 and "index-free layer" in text, err
+
+
+SPARSE_FLOAT = [
+    "train.float_epochs=2",
+    "train.qat_epochs=2",
+    "sparsity.sparsity=0.5",
+    "sparsity.granularity=row",
+    "sparsity.from_float=true",
+]
+
+
+def _satisfies_masks(tensors: dict, masks: list[dict], what: str) -> None:
+    assert {m["name"] for m in masks} == set(LAYERS)
+    for m in masks:
+        keep = lfsr_mask(m["shape"], m["sparsity"], m["poly"], m["seed"], m["form"], "row")
+        w = tensors[f"{m['name']}.weight"]
+        assert int((w[~keep] != 0).sum()) == 0, f"{what}: {m['name']} has weights outside"
+        assert int((w[keep] != 0).sum()) > 0.9 * int(keep.sum()), f"{what}: {m['name']} died"
+
+
+@pytest.fixture(scope="module")
+def sparse_float_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sparse-float"
+    assert train_run(load_config(None, SPARSE_FLOAT), out, progress=False) is not None
+    return out
+
+
+def test_from_float_trains_the_pruned_network_in_the_float_stage(
+    sparse_float_run: Path,
+) -> None:
+    """With sparsity.from_float the float weights already satisfy the masks (the float
+    stage trained the pruned network), the float file records those masks, and every QAT
+    epoch is a fine-tune with the masks fixed (no prune term, every epoch selectable)."""
+    from hamq.sparsity.phases import prune_epoch, schedule_window
+
+    tensors, meta = model_tensors(sparse_float_run / "float.safetensors")
+    _satisfies_masks(tensors, meta["masks"], "float stage")
+    record = json.loads((sparse_float_run / "run.json").read_text())
+    assert meta["masks"] == record["masks"]
+    _satisfies_masks(model_tensors(sparse_float_run / "model.safetensors")[0], record["masks"],
+                     "final model")  # fmt: skip
+    assert [h["reg"] for h in record["history"]] == [0.0] * 4
+    cfg = load_config(None, SPARSE_FLOAT)
+    assert prune_epoch(cfg) == 2
+    assert [schedule_window(cfg, e) for e in (2, 3)] == [(2, 2)] * 2
+
+
+def test_from_float_resumes_inside_the_pruned_float_stage(
+    sparse_float_run: Path, tmp_path: Path
+) -> None:
+    """A run stopped after its first float epoch resumes pruned (the optimizer hook is
+    installed again) and ends where the uninterrupted run ended."""
+    cfg = load_config(None, SPARSE_FLOAT)
+    out = tmp_path / "resumed"
+    assert train_run(cfg, out, stop_after=1, progress=False) is None
+    record = train_run(cfg, out, resume=True, progress=False)
+    full = json.loads((sparse_float_run / "run.json").read_text())
+    assert record is not None
+    assert record["history"] == full["history"]
+    assert record["model_sha256"] == full["model_sha256"]
+
+
+def test_from_float_retrains_dense_float_weights_pruned(pruned_run: Path, tmp_path: Path) -> None:
+    """From a dense run's float weights (train.init_from): hard-pruned before the first
+    float step, so the retrained float stage satisfies the masks too."""
+    dense, _ = model_tensors(pruned_run / "float.safetensors")
+    assert any(int((dense[f"{n}.weight"] == 0).sum()) == 0 for n in LAYERS)  # dense really
+    cfg = load_config(None, [*SPARSE_FLOAT, "train.float_epochs=1",
+                             f"train.init_from={pruned_run}"])  # fmt: skip
+    out = tmp_path / "retrain"
+    assert train_run(cfg, out, progress=False) is not None
+    tensors, meta = model_tensors(out / "float.safetensors")
+    _satisfies_masks(tensors, meta["masks"], "retrained float stage")

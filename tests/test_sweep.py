@@ -138,6 +138,20 @@ def test_share_float_points_runs_at_the_first_run_of_their_seed(tmp_path: Path) 
         assert all(f"train.init_from={first}" in ov for _, ov in mine[1:])
 
 
+def test_an_extra_run_keeps_its_own_float_stage(tmp_path: Path) -> None:
+    """An extra run that sets train.float_epochs starts from the shared float weights but
+    trains its own float stage (a float retrain, e.g. of a pruned network)."""
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml")
+    own = [*sweep.extra[0].set, "train.float_epochs=3"]
+    sweep.extra.append(sweep.extra[0].model_copy(update={"name": "retrain", "set": own}))
+    runs = dict(variants(sweep, tmp_path))
+    first = str(tmp_path / "w8-baseline")
+    retrain = run_config(sweep, runs["w8-retrain"]).train
+    assert retrain.float_epochs == 3 and retrain.init_from == first
+    other = run_config(sweep, runs["w8-hamming-4"]).train
+    assert other.float_epochs == 0 and other.init_from == first
+
+
 def test_pareto_front_against_brute_force() -> None:
     import random
 

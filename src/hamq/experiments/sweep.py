@@ -26,6 +26,9 @@ With ``share_float`` the first run of each seed trains its float stage and saves
 (``train.init_from``, ``train.float_epochs=0``), so a grid of N runs pays for one float
 stage. The float stage depends only on the seed, model, data and float optimizer, none of
 which the grid varies; a sweep whose extra runs change those must set share_float: false.
+An extra run that sets ``train.float_epochs`` itself keeps it (its overrides come after the
+shared ones): a float stage of its own from the shared float weights, e.g. a float retrain
+of a pruned network (``sparsity.from_float``).
 
 One function trains and measures one run (``train_and_measure``); a backend only schedules
 those calls: ``local_backend`` (default, one after the other) or ``ray_sweep.RayBackend``
@@ -174,7 +177,9 @@ def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, 
         if sweep.share_float and folder is not None and float_epochs > 0:
             source = folder / out[first][0]
             shared = [f"train.init_from={source}", "train.float_epochs=0"]
-            out[first + 1 :] = [(n, [*ov, *shared]) for n, ov in out[first + 1 :]]
+            # (before the run's own overrides, so an extra run that sets train.float_epochs
+            # keeps it: a float retrain from the shared weights, e.g. sparsity.from_float)
+            out[first + 1 :] = [(n, [*shared, *ov]) for n, ov in out[first + 1 :]]
     return out
 
 

@@ -68,6 +68,14 @@ class SparsityConfig(Section):
         masks fixed (pruned weights exactly 0, their gradients masked); null = half of
         ``train.qat_epochs``, rounded up. The QAT epochs before them are the regularized
         phase; the masks are fixed at the start of the first fine-tune epoch.
+    from_float: the masks act from the first float epoch: the float stage trains the
+        pruned network itself (an LFSR mask does not depend on the weights, so it is known
+        before training), from the model's initialization or from ``train.init_from``'s
+        dense float weights, hard-pruned first (a float retrain of the pruned network);
+        every QAT epoch then fine-tunes with the masks fixed. There is no regularized
+        phase, so ``lambda`` must be 0 and ``finetune_epochs`` unset. Why: 4 QAT epochs
+        at lr <= 0.01 cannot repair a random removal of half a ResNet-20's rows
+        (``docs/sparsity.md``).
     """
 
     sparsity: float = 0.0
@@ -78,6 +86,7 @@ class SparsityConfig(Section):
     layers: dict[str, LayerSparsity] = Field(default_factory=dict)
     lambda_: float = Field(0.0, ge=0, alias="lambda")
     finetune_epochs: int | None = Field(None, ge=1)
+    from_float: bool = False
 
     @field_validator("sparsity")
     @classmethod
@@ -104,6 +113,17 @@ class SparsityConfig(Section):
                     f"sparsity.layers.{name}.seed is set but the layer has sparsity 0, so no "
                     f"mask is made; give it a sparsity above 0 or drop the seed"
                 )
+        if self.from_float and self.lambda_ > 0:
+            raise ValueError(
+                f"sparsity.lambda = {self.lambda_} with sparsity.from_float: the masks act "
+                f"from the first float epoch, so the weights outside them are 0 already and "
+                f"the prune term has nothing to push; set lambda to 0 or from_float to false"
+            )
+        if self.from_float and self.finetune_epochs is not None:
+            raise ValueError(
+                "sparsity.finetune_epochs is set with sparsity.from_float: every QAT epoch "
+                "fine-tunes with the masks fixed; drop finetune_epochs"
+            )
         if not self.enabled:
             # Never accept an option that would be silently ignored.
             unused = [
@@ -115,6 +135,7 @@ class SparsityConfig(Section):
                     ("granularity", "weight"),
                     ("lambda", 0.0),
                     ("finetune_epochs", None),
+                    ("from_float", False),
                 )
                 if getattr(self, "lambda_" if f == "lambda" else f) != default
             ]
@@ -135,6 +156,8 @@ class SparsityConfig(Section):
 
     def finetune(self, qat_epochs: int) -> int:
         """Fine-tune epochs (masks fixed) out of ``qat_epochs``."""
+        if self.from_float:
+            return qat_epochs
         if self.finetune_epochs is not None:
             return self.finetune_epochs
         return math.ceil(qat_epochs / 2)

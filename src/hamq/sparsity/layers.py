@@ -162,14 +162,20 @@ def warn_not_primitive(masks: Iterable[LayerMask]) -> None:
             )
 
 
-def check_config(model: nn.Module, quant: QuantConfig, cfg: SparsityConfig) -> list[LayerMask]:
-    """Resolve and build every mask of the float ``model`` as it will be converted, so a
-    bad layer name or a too-short LFSR cycle fails before any training (model unchanged)."""
+def float_model_masks(model: nn.Module, quant: QuantConfig, cfg: SparsityConfig) -> list[LayerMask]:
+    """The masks of the float ``model`` as it will be converted (model unchanged); a
+    quantized layer keeps its float module's name, so each names a float module too."""
     if not cfg.enabled:
         return []
     probe = copy.deepcopy(model).to("cpu")
     quantize_model(probe, quant)
-    masks = resolve_masks(probe, cfg, quant.skip)
+    return resolve_masks(probe, cfg, quant.skip)
+
+
+def check_config(model: nn.Module, quant: QuantConfig, cfg: SparsityConfig) -> list[LayerMask]:
+    """Resolve and build every mask of the float ``model`` as it will be converted, so a
+    bad layer name or a too-short LFSR cycle fails before any training (model unchanged)."""
+    masks = float_model_masks(model, quant, cfg)
     for m in masks:
         m.build()
     warn_not_primitive(masks)  # after the errors, so a failing run shows only its error
@@ -254,6 +260,27 @@ def zero_pruned_after_step(optimizer: torch.optim.Optimizer, model: nn.Module) -
 
     optimizer.register_step_post_hook(hook)
     optimizer._hamq_masks_hooked = True  # type: ignore[attr-defined]
+
+
+def prune_float(
+    model: nn.Module, optimizer: torch.optim.Optimizer, masks: Iterable[LayerMask]
+) -> None:
+    """Sparse float training: set the weights outside each mask of the float ``model`` to
+    exactly 0 and zero them again after every ``optimizer.step()`` (momentum and weight
+    decay would move them), so every forward is the pruned network's (idempotent on a
+    resumed, already pruned model; hooked once per optimizer)."""
+    modules = dict(model.named_modules())
+    pairs = [(modules[m.name].weight, m.build(modules[m.name].weight.device)) for m in masks]
+
+    @torch.no_grad()
+    def apply(*_: Any) -> None:
+        for weight, mask in pairs:
+            weight.mul_(mask)
+
+    apply()
+    if not getattr(optimizer, "_hamq_float_masks_hooked", False):
+        optimizer.register_step_post_hook(apply)
+        optimizer._hamq_float_masks_hooked = True  # type: ignore[attr-defined]
 
 
 def masks_to_meta(masks: Iterable[LayerMask]) -> list[dict[str, Any]]:

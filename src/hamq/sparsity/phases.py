@@ -11,6 +11,9 @@ phases (``docs/sparsity.md``):
    its mask, so those weights get no gradient, and an optimizer post-step hook zeroes them
    again after every step (Adam's momentum from phase 1 and weight decay would move them).
 
+With ``sparsity.from_float`` the masks act from the first float epoch instead (the float
+stage trains the pruned network, :func:`start_float`), and all of QAT is the fine-tune.
+
 Why one QAT stage split in two, not a third stage: the optimizer, the checkpoint and the
 resume logic stay those of QAT; only the learning-rate schedule restarts, each phase running
 its own (cosine: from ``qat_lr`` to 0), because a fine-tune on the tail of one schedule
@@ -47,6 +50,22 @@ def check_run(model: nn.Module, cfg: TrainConfig) -> None:
     """Before any training: every mask of the (float) model can be made; warns about a
     polynomial that is not primitive."""
     layers.check_config(model, cfg.quant, cfg.sparsity)
+
+
+def start_float(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """Before the first float step (and again on resume), with ``sparsity.from_float``:
+    hard-prune the float model and keep it pruned through the float stage."""
+    if cfg.sparsity.enabled and cfg.sparsity.from_float:
+        masks = layers.float_model_masks(model, cfg.quant, cfg.sparsity)
+        layers.prune_float(model, optimizer, masks)
+
+
+def float_masks_meta(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]] | None:
+    """What the float weights file stores of the masks its float stage trained under
+    (None for a dense float stage)."""
+    if not (cfg.sparsity.enabled and cfg.sparsity.from_float):
+        return None
+    return layers.masks_to_meta(layers.float_model_masks(model, cfg.quant, cfg.sparsity))
 
 
 def enter_qat(model: nn.Module, cfg: TrainConfig) -> None:

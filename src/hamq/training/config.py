@@ -73,9 +73,11 @@ class TrainSection(Section):
     amp: bfloat16 autocast on CUDA (with device ``cpu`` it is an error; with ``auto`` on a
         machine without CUDA it is off).
     channels_last: train conv nets in the NHWC memory format (CPU and CUDA).
-    init_from: float weights to start QAT from, instead of a float stage: a run folder (its
-        ``float.safetensors``, saved by every run at the end of its float stage) or such a
-        file. Requires float_epochs = 0; QAT then uses qat_lr (null = lr / 10).
+    init_from: float weights to start from: a run folder (its ``float.safetensors``, saved
+        by every run at the end of its float stage) or such a file. With float_epochs = 0
+        QAT starts from them (qat_lr; null = lr / 10); with float_epochs > 0 a float stage
+        of its own (lr, warm-up, schedule) retrains them first, e.g. the pruned network of
+        ``sparsity.from_float``.
     select: which QAT epoch's weights the run keeps and reports: ``best_val`` (highest
         validation accuracy; on a tie the later epoch, whose regularizer has acted longer)
         or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
@@ -108,11 +110,6 @@ class TrainSection(Section):
             raise ValueError(
                 f"train.select_from = {self.select_from}: must be below train.qat_epochs = "
                 f"{self.qat_epochs} (it is the first QAT epoch selection may keep)"
-            )
-        if self.init_from is not None and self.float_epochs != 0:
-            raise ValueError(
-                f"train.init_from is set, so train.float_epochs must be 0 "
-                f"(it is {self.float_epochs})"
             )
         if self.amp and self.device == "cpu":
             raise ValueError("train.amp = true needs CUDA; set train.device to auto or cuda")

@@ -206,6 +206,9 @@ def _save_float(out: Path, state: RunState, cfg: TrainConfig, data: DataBundle) 
         # hamq that did not time them); timing, so outside the summary the record copies
         "float_wall_s": _stage_wall_s(state, cfg.train.float_epochs),
     }
+    masks = sparsity.float_masks_meta(state.model, cfg)
+    if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
+        meta["masks"] = masks
     ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
 
 
@@ -443,6 +446,9 @@ def train_run(
         state.optimizer = make_optimizer(state.model, cfg, "float")
     if resume and (out / CHECKPOINT).exists():
         _restore(out, state, cfg, hw, device)
+    if state.stage == "float":  # (sparsity.from_float: the float stage trains pruned)
+        assert state.optimizer is not None
+        sparsity.start_float(state.model, state.optimizer, cfg)
     # (after the restore: a resume refused for another config leaves the run's config.yaml)
     ckpt.atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_plain(), sort_keys=False))
     state.model = _memory_format(state.model, cfg)  # (keeps the optimizer's parameters)
