@@ -399,3 +399,29 @@ def test_from_float_retrains_dense_float_weights_pruned(pruned_run: Path, tmp_pa
     assert train_run(cfg, out, progress=False) is not None
     tensors, meta = model_tensors(out / "float.safetensors")
     _satisfies_masks(tensors, meta["masks"], "retrained float stage")
+
+
+def test_qat_runs_share_a_pruned_float_stage_only_under_its_masks(
+    sparse_float_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QAT from a pruned float stage (train.init_from) with the same sparsity section keeps
+    the masks; another sparsity, or none, is refused in one line naming the file."""
+    same = [*SPARSE_FLOAT, "train.float_epochs=0", f"train.init_from={sparse_float_run}",
+            "regularizer.name=hamming", "regularizer.lambda=1"]  # fmt: skip
+    out = tmp_path / "qat"
+    record = train_run(load_config(None, same), out, progress=False)
+    assert record is not None
+    _satisfies_masks(model_tensors(out / "model.safetensors")[0], record["masks"], "QAT run")
+    float_file = sparse_float_run / "float.safetensors"
+    for case, sets in (
+        (
+            "other sparsity",
+            ["sparsity.sparsity=0.3", "sparsity.granularity=row", "sparsity.from_float=true"],
+        ),
+        ("dense", []),
+    ):
+        args = ["train", "--out", str(tmp_path / case.replace(" ", "-")), "--quiet"]
+        for x in ["train.float_epochs=0", f"train.init_from={sparse_float_run}", *sets]:
+            args += ["--set", x]
+        code, _, err = run(capsys, args)
+        one_line_error(code, err, [str(float_file), "other LFSR masks", "features.0"])

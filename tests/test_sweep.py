@@ -12,7 +12,7 @@ from hamq.cli.main import main
 from hamq.config_base import validate
 from hamq.errors import HamqError
 from hamq.experiments.report import pareto_front
-from hamq.experiments.sweep import load_sweep, run_config, sweep_runs, variants
+from hamq.experiments.sweep import SweepConfig, load_sweep, run_config, sweep_runs, variants
 from hamq.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,6 +150,28 @@ def test_an_extra_run_keeps_its_own_float_stage(tmp_path: Path) -> None:
     assert retrain.float_epochs == 3 and retrain.init_from == first
     other = run_config(sweep, runs["w8-hamming-4"]).train
     assert other.float_epochs == 0 and other.init_from == first
+
+
+def test_float_from_starts_qat_from_another_extra_runs_float_stage(tmp_path: Path) -> None:
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml")
+    src = next(r for r in sweep.extra if r.name == "rows-0.7-hamq-ft15")
+    sweep.extra.append(sweep.extra[0].model_copy(update={"name": "q", "float_from": src.name}))
+    runs = sweep_runs(sweep, tmp_path)
+    q = next(r for r in runs if r.name == "w8-q")
+    cfg = run_config(sweep, q.overrides).train
+    assert cfg.init_from == str(tmp_path / "w8-rows-0.7-hamq-ft15") and cfg.float_epochs == 0
+    assert "w8-rows-0.7-hamq-ft15" in q.needs
+
+
+@pytest.mark.parametrize(
+    ("float_from", "needle"),
+    [("nope", "not an extra run listed before it"), ("hamming-4", "trains no float stage")],
+)
+def test_float_from_must_name_an_earlier_run_with_a_float_stage(float_from, needle) -> None:
+    data = {"extra": [{"name": "hamming-4", "set": ["regularizer.name=hamming"]},
+                      {"name": "q", "float_from": float_from}]}  # fmt: skip
+    with pytest.raises(ValueError, match=needle):
+        SweepConfig.model_validate(data)
 
 
 def test_pareto_front_against_brute_force() -> None:

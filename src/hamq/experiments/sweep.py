@@ -51,17 +51,24 @@ from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
 from hamq.data.bundle import DataBundle, EvalSubset
-from hamq.errors import HamqError
+from hamq.errors import HamqError, closest
 from hamq.files import load_yaml_file
 from hamq.training.checkpoint import atomic_write_text
 from hamq.training.config import TrainConfig, apply_overrides
 
 
 class ExtraRun(Section):
-    """A run beyond the grid: a name and ``--set``-style overrides of the base config."""
+    """A run beyond the grid: a name and ``--set``-style overrides of the base config.
+
+    float_from: the name of an earlier extra run with a float stage of its own (it sets
+        ``train.float_epochs``) whose float weights this run starts QAT from, instead of
+        the shared ones: several QAT runs then share, e.g., one float retrain of a pruned
+        network (``sparsity.from_float``; the masks must agree, which the run checks).
+    """
 
     name: str
     set: list[str] = Field(default_factory=list)
+    float_from: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -145,6 +152,21 @@ class SweepConfig(Section):
         dup_names = sorted({n for n in names if names.count(n) > 1})
         if dup_names:
             raise ValueError(f"extra names the run '{dup_names[0]}' twice; give each its own name")
+        for i, run in enumerate(self.extra):
+            if run.float_from is None:
+                continue
+            before = {r.name: r for r in self.extra[:i]}
+            src = before.get(run.float_from)
+            if src is None:
+                raise ValueError(
+                    f"extra run '{run.name}': float_from = '{run.float_from}' is not an extra "
+                    f"run listed before it{closest(run.float_from, before)}"
+                )
+            if not any(o.startswith("train.float_epochs=") for o in src.set):
+                raise ValueError(
+                    f"extra run '{run.name}': float_from = '{run.float_from}', which trains no "
+                    f"float stage of its own; give that run train.float_epochs"
+                )
         return self
 
 
@@ -172,7 +194,11 @@ def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, 
                         )
                     )
             for run in sweep.extra:
-                out.append((f"w{b}-{run.name}{sfx}", [*common, *run.set]))
+                own = [*common, *run.set]
+                if run.float_from is not None and folder is not None:
+                    source = folder / f"w{b}-{run.float_from}{sfx}"
+                    own += [f"train.init_from={source}", "train.float_epochs=0"]
+                out.append((f"w{b}-{run.name}{sfx}", own))
         float_epochs = run_config(sweep, []).train.float_epochs
         if sweep.share_float and folder is not None and float_epochs > 0:
             source = folder / out[first][0]

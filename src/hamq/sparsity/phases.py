@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hamq.errors import HamqError
 from hamq.hardware.spec import HardwareSpec
 from hamq.regularizers import Regularizer, RegularizerConfig, RegularizerSum, build_regularizer
 from hamq.sparsity import layers
@@ -66,6 +67,23 @@ def float_masks_meta(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]
     if not (cfg.sparsity.enabled and cfg.sparsity.from_float):
         return None
     return layers.masks_to_meta(layers.float_model_masks(model, cfg.quant, cfg.sparsity))
+
+
+def check_float_masks(model: nn.Module, cfg: TrainConfig, stored: Any, where: str) -> None:
+    """Float weights trained pruned (their file's ``masks``; None for a dense float stage)
+    start only a run whose own masks are the same: HamqError naming the file otherwise."""
+    if stored is None:
+        return
+    theirs = layers.masks_from_meta(stored, where)
+    mine = layers.float_model_masks(model, cfg.quant, cfg.sparsity)
+    if theirs != mine:
+        said = "; ".join(f"{m.name}: {m.describe()}" for m in theirs[:2])
+        said += "; ..." if len(theirs) > 2 else ""
+        raise HamqError(
+            f"{where} holds float weights trained pruned under other LFSR masks ({said}) than "
+            f"this run's sparsity section makes ({len(mine)} masks); give the run the same "
+            f"sparsity section, or start it from dense float weights"
+        )
 
 
 def enter_qat(model: nn.Module, cfg: TrainConfig) -> None:

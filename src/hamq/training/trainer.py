@@ -438,8 +438,9 @@ def train_run(
     sparsity.check_run(state.model, cfg)
     if cfg.train.init_from is not None:
         path = float_weights_path(cfg.train.init_from)
-        tensors, _ = ckpt.load_checkpoint(path)
+        tensors, meta = ckpt.load_checkpoint(path)
         _load_model_state(state.model, tensors, path, device)
+        sparsity.check_float_masks(state.model, cfg, meta.get("masks"), f"'{path}'")
     if cfg.train.float_epochs == 0:
         _enter_qat(state, cfg, hw)
     else:
