@@ -141,6 +141,36 @@ def test_compensation_removes_the_mean_drift() -> None:
     assert float(comp.abs().mean()) == pytest.approx(float(codes.abs().double().mean()), rel=1e-3)
 
 
+def _channel_scaled_codes() -> torch.Tensor:
+    """8-bit codes whose rows (output channels) span 5% to 100% of the range, so the
+    channels' level mixes, and with them their drift, differ."""
+    torch.manual_seed(0)
+    raw = torch.randint(-127, 128, (48, 64)).double()
+    return (raw * torch.linspace(0.05, 1.0, 48)[:, None]).round().long()
+
+
+def test_column_compensation_restores_every_channels_mean() -> None:
+    codes = _channel_scaled_codes()
+    drift_only = PCM.model_copy(update={"read_noise_scale": 0.0, "prog_noise_scale": 0.0})
+    want = codes.abs().double().mean(dim=1)
+    column = drift_only.model_copy(update={"compensation_scope": "column"})
+    per_channel = read_weights(codes, 8, "differential", 4, column, 3.0e7, gen())
+    layer = read_weights(codes, 8, "differential", 4, drift_only, 3.0e7, gen())
+    # no programming noise: each channel's read-out is its codes' (to the 1e-5 relative
+    # error of the preset's rounded level table), where one gain per layer misses by %
+    assert torch.allclose(per_channel.abs().mean(dim=1), want, rtol=1e-4)
+    ratio = layer.abs().mean(dim=1) / want
+    # one gain per layer: after a year each channel is off by its devices' exponents
+    # (a few % on 64 weights x 4 cells), which only a gain per channel takes out
+    assert float(ratio.std()) > 0.02 and float((ratio - 1).abs().max()) > 0.05
+    assert float(layer.abs().mean()) == pytest.approx(float(want.mean()), rel=1e-3)
+
+
+def test_compensation_scope_is_validated() -> None:
+    with pytest.raises(ValueError, match="compensation_scope"):
+        PCM.model_validate({**PCM.model_dump(), "compensation_scope": "row"})
+
+
 def test_level_units_subtract_the_reference_and_divide_by_the_step() -> None:
     dev = DeviceSpec(model="rram", g_levels_us=(2.0, 12.0, 22.0, 32.0))
     g = torch.tensor([2.0, 12.0, 32.0, 0.0], dtype=torch.float64)
@@ -202,6 +232,58 @@ def test_noisy_levels_through_ideal_adcs_are_the_noisy_weights() -> None:
     assert torch.equal(sim.accumulate(codes), exact)
 
 
+def test_column_compensation_scales_each_output_channel() -> None:
+    """Per-channel gains (``compensation_scope: column``): the simulated layer is the
+    convolution with the noisy weights, each output channel times its own gain, and that
+    gain brings the channel's mean |weight| back to its programmed read-out."""
+    conv, sim, hw, codes = _sim(**{"device.compensation_scope": "column"})
+    assert hw.device is not None
+    sim.program(hw.device, gen(3))
+    sim.read_at(86400.0, hw.device, gen(4))
+    gain = sim.gain
+    assert isinstance(gain, torch.Tensor) and gain.shape == (5,)
+    assert float(gain.min()) > 1.0 and float(gain.max() - gain.min()) > 1e-3
+    cpw = sim.place.numel()
+
+    def weights(levels: torch.Tensor) -> torch.Tensor:
+        g_, k, cols = levels.shape
+        w = levels.to(torch.float64).reshape(g_, k, cols // cpw, cpw) @ sim.place
+        return w[0].T.reshape(conv.weight.shape)
+
+    w_t = weights(sim.levels)
+    assert sim.cells is not None
+    from hamq.hardware.noise import level_units
+
+    w_prog = weights(level_units(sim.cells.g_prog_us, hw.device))
+    mean_abs = lambda w: w.abs().reshape(5, -1).mean(dim=1)  # noqa: E731
+    assert torch.allclose(mean_abs(w_t) * gain, mean_abs(w_prog), rtol=1e-5)  # float32 levels
+    expect = F.conv2d(codes.double(), w_t, None, 1, 1) * gain.view(1, -1, 1, 1)
+    assert torch.allclose(sim.accumulate(codes), expect, rtol=1e-4, atol=1e-3)
+
+
+def test_column_compensation_of_a_linear_layer() -> None:
+    from hamq.hardware.simulate import LayerSim
+    from hamq.quantization.config import QuantConfig
+    from hamq.quantization.modules import QuantLinear
+
+    torch.manual_seed(1)
+    lin = QuantLinear.from_float(torch.nn.Linear(40, 6), QuantConfig())
+    x = torch.rand(8, 40)
+    lin.input_quant(x)
+    codes = lin.input_quant.to_int(x)
+    hw = load_hardware("pcm-14nm", **{"device.compensation_scope": "column"})
+    assert hw.device is not None
+    sim = LayerSim("fc", lin, hw)
+    sim.program(hw.device, gen(5))
+    sim.read_at(3.0e7, hw.device, gen(6))
+    levels = sim.levels.to(torch.float64)
+    g_, k, cols = levels.shape
+    w_t = (levels.reshape(g_, k, cols // sim.place.numel(), -1) @ sim.place)[0].T  # (6, 40)
+    assert isinstance(sim.gain, torch.Tensor) and sim.gain.shape == (6,)
+    expect = F.linear(codes.double(), w_t) * sim.gain
+    assert torch.allclose(sim.accumulate(codes), expect, rtol=1e-4, atol=1e-3)
+
+
 def test_noisy_sums_are_rounded_and_clipped_by_the_adc() -> None:
     from hamq.hardware.crossbar import AdcTransfer, crossbar_mvm
     from hamq.hardware.energy import input_schedule
@@ -232,11 +314,14 @@ def test_skipped_empty_columns_carry_no_noise() -> None:
     assert bool((sim.levels[0][:, empty[0]] == 0).all())
 
 
-def test_compensation_leaves_the_word_offset_alone() -> None:
+@pytest.mark.parametrize("scope", ["layer", "column"])
+def test_compensation_leaves_the_word_offset_alone(scope: str) -> None:
     """Shifted weights: the gain scales what the arrays sum, while the offset that the
     periphery subtracts stays exact. Without noise but with drift, compensation must
     give back the integer layer almost exactly (all cells drift alike)."""
-    conv, sim, hw, codes = _sim("pcm-14nm", **{"array.representation": "shifted"})
+    conv, sim, hw, codes = _sim(
+        "pcm-14nm", **{"array.representation": "shifted", "device.compensation_scope": scope}
+    )
     assert hw.device is not None
     uniform = hw.device.model_copy(update={"prog_noise_scale": 0.0, "read_noise_scale": 0.0})
     sim.program(uniform, gen())
@@ -244,8 +329,22 @@ def test_compensation_leaves_the_word_offset_alone() -> None:
     assert sim.cells is not None
     sim.cells = type(sim.cells)(sim.cells.g_prog_us, torch.full_like(sim.cells.g_prog_us, 0.05))
     sim.read_at(3.0e7, uniform, gen())
-    assert sim.gain > 2.0
+    assert bool(torch.all(torch.as_tensor(sim.gain) > 2.0))
     exact = F.conv2d(codes.double(), conv.weight_int().double(), None, 1, 1)
     assert torch.allclose(
         sim.accumulate(codes), exact, rtol=0, atol=1e-3 * float(exact.abs().max())
     )
+
+
+def test_training_config_names_the_compensation_scope() -> None:
+    """``hardware.compensation_scope`` of a training config reaches the device that
+    noise-aware training draws from; null keeps the preset's."""
+    from hamq.training.config import HardwareRef
+
+    ref = HardwareRef(preset="pcm-14nm", compensation_scope="column")
+    assert ref.overrides() == {"device.compensation_scope": "column"}
+    dev = load_hardware(ref.preset, **ref.overrides()).device
+    assert dev is not None and dev.compensation_scope == "column"
+    assert HardwareRef(preset="pcm-14nm").overrides() == {}
+    with pytest.raises(ValueError, match="compensation_scope"):
+        HardwareRef(preset="pcm-14nm", compensation_scope="row")  # type: ignore[arg-type]

@@ -24,9 +24,10 @@ evaluated at ``t + t0``, so every ``t >= 0`` is defined and negative times are r
 share ``stuck_on_rate`` of the cells at the top level's conductance and ``stuck_off_rate``
 at level 0's; no drift (a programmed RRAM cell is read the same at every ``t``).
 
-**Global drift compensation** (aihwkit's ``GlobalDriftCompensation``): per layer, the mean
+**Drift compensation** (aihwkit's ``GlobalDriftCompensation``): per layer, the mean
 absolute recombined weight read right after programming, divided by the same read at
-``t``, multiplies the layer's digital outputs.
+``t``, multiplies the layer's digital outputs. With ``device.compensation_scope: column``
+(aihwkit's ``PerColumnDriftCompensation``) the same ratio is taken per output channel.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def read_weights(
     """The integer weights ``codes`` as noisy arrays give them back ``t_s`` seconds after
     programming (ideal conversions): every cell of every weight programmed and read with
     its own draws, the columns recombined with their place values, the word offset
-    removed, and the global drift compensation of the tensor applied (PCM). float64,
+    removed, and the drift compensation of the tensor applied (PCM; per output channel,
+    the first dimension, with ``compensation_scope: column``). float64,
     ``codes``' shape; equal to ``codes`` for a noiseless device with equal level steps.
     ``spread``: ``array.slice_levels: spread`` (narrow slices over the whole range).
     What noise-aware training injects (``training/analog.py``)."""
@@ -205,8 +207,24 @@ def read_weights(
     w_prog = level_units(cells.g_prog_us, device, stretch) @ place
     w_t = level_units(conductances_at(cells, t_s, device, gen), device, stretch) @ place
     if device.compensation and device.model == "pcm":
-        w_t = w_t * (w_prog.abs().mean() / w_t.abs().mean().clamp_min(1e-12))
+        w_t = w_t * compensation_gain(w_prog, w_t, device.compensation_scope == "column")
     return w_t - word_offset(w_bits, rep)
+
+
+def compensation_readout(w: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """The drift compensation's read-out of recombined weights ``w`` (output channels
+    on the first dimension): their mean absolute value, per channel or over the tensor
+    (a 0-d tensor), clamped away from zero."""
+    a = w.abs()
+    m = a.reshape(a.shape[0], -1).mean(dim=1) if per_channel else a.mean()
+    return m.clamp_min(1e-12)
+
+
+def compensation_gain(w_ref: torch.Tensor, w_t: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """The gain that brings the read-out of ``w_t`` back to that of ``w_ref``, shaped to
+    broadcast over ``w_t`` (``(C, 1, ...)`` per channel, 0-d per tensor)."""
+    gain = compensation_readout(w_ref, per_channel) / compensation_readout(w_t, per_channel)
+    return gain.reshape(-1, *[1] * (w_t.dim() - 1)) if per_channel else gain
 
 
 def check_time(t_s: float) -> None:

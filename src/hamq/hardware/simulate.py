@@ -58,7 +58,13 @@ from hamq.hardware.crossbar import (
 from hamq.hardware.energy import InputSchedule, input_schedule, input_vectors
 from hamq.hardware.estimate import calibrated_layers
 from hamq.hardware.mapping import LayerMapping, conv_geometry, map_weights
-from hamq.hardware.noise import Programmed, conductances_at, level_units, program
+from hamq.hardware.noise import (
+    Programmed,
+    compensation_readout,
+    conductances_at,
+    level_units,
+    program,
+)
 from hamq.hardware.spec import DeviceSpec, HardwareSpec
 from hamq.quantization.convert import quantized_layers
 from hamq.quantization.modules import QuantLayer
@@ -99,8 +105,11 @@ class LayerSim:
         self.ideal_levels = self.levels
         self.cells: Programmed | None = None  # after program(): the devices' state
         self.noisy = False  # levels are noisy conductances (read_at), not the integers
-        self.gain = 1.0  # global drift compensation, applied to the digital outputs
-        self._reference_readout = 1.0
+        # drift compensation, applied to the digital outputs: a float per layer, or a
+        # float64 tensor (C_out,) per output channel (``device.compensation_scope``)
+        self.gain: float | torch.Tensor = 1.0
+        self._per_channel = False
+        self._reference_readout = torch.ones((), dtype=torch.float64)
         self.skip_empty = hw.array.skip_empty_columns
         # While an ADC plan is searched (``_optimize``): the outputs of this layer's last
         # inputs at its current transfer, so the forwards of a search, which change one
@@ -109,19 +118,22 @@ class LayerSim:
 
     # ------------------------------------------------------------ non-idealities
 
-    def readout(self, levels: torch.Tensor) -> float:
+    def readout(self, levels: torch.Tensor) -> torch.Tensor:
         """Mean absolute recombined weight of cell ``levels`` (bitline units), the read-out
-        of aihwkit's global drift compensation (its one-hot inputs read each weight)."""
+        of aihwkit's drift compensation (its one-hot inputs read each weight): over the
+        layer (0-d), or per output channel ``(C_out,)`` with ``compensation_scope:
+        column``."""
         g, k, cols = levels.shape
         cpw = self.place.numel()
-        w = levels.to(torch.float64).reshape(g, k, cols // cpw, cpw) @ self.place
-        return max(float(w.abs().mean()), 1e-12)
+        w = levels.to(torch.float64).reshape(g, k, cols // cpw, cpw) @ self.place  # (G, K, N)
+        return compensation_readout(w.permute(0, 2, 1).reshape(-1, k), self._per_channel)
 
     def program(self, device: DeviceSpec, gen: torch.Generator) -> None:
         """Program the layer's cells (one draw per device) and take the compensation's
         reference read-out."""
         levels = self.mapping.levels
         self.cells = program(levels, device, gen, self._stretch())
+        self._per_channel = device.compensation_scope == "column"
         self._reference_readout = self.readout(self._units(self.cells.g_prog_us, device))
 
     def read_at(self, t_s: float, device: DeviceSpec, gen: torch.Generator) -> None:
@@ -131,8 +143,10 @@ class LayerSim:
             raise RuntimeError("read_at() before program()")
         units = self._units(conductances_at(self.cells, t_s, device, gen), device)
         self.levels, self.noisy = units.to(torch.float32), True
-        comp = device.compensation and device.model == "pcm"
-        self.gain = self._reference_readout / self.readout(units) if comp else 1.0
+        self.gain = 1.0
+        if device.compensation and device.model == "pcm":
+            gain = self._reference_readout / self.readout(units)
+            self.gain = gain if self._per_channel else float(gain)
 
     def _units(self, g_us: torch.Tensor, device: DeviceSpec) -> torch.Tensor:
         """Bitline units of conductances; cells of a column left unmapped or unconverted
@@ -242,12 +256,16 @@ class LayerSim:
         """Apply the drift compensation gain to the analog part of ``out``: the arrays'
         sum, not the word offset the periphery removes exactly (``gain * (out + offset *
         sum x) - offset * sum x``)."""
-        if self.gain == 1.0:
-            return out
-        out.mul_(self.gain)
+        gain = self.gain
+        if isinstance(gain, float):
+            if gain == 1.0:
+                return out
+        elif self.mapping.conv is not None:  # per channel of (B, C_out, H', W')
+            gain = gain.view(-1, 1, 1)
+        out.mul_(gain)
         if self.offset:
             ones = torch.ones_like(self.weights)
-            out += (self.gain - 1.0) * self.offset * self._input_sums(codes, ones)
+            out += (gain - 1.0) * self.offset * self._input_sums(codes, ones)
         return out
 
     def _input_sums(self, codes: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:

@@ -186,8 +186,14 @@ class DeviceSpec(Section):
         noise's read duration.
     sigma_lognormal: RRAM ``g = g_T * exp(sigma * N(0, 1))`` (median at the target).
     stuck_on_rate, stuck_off_rate: RRAM shares of cells stuck at the top / bottom level.
-    compensation: global drift compensation, one scalar per layer (PCM; aihwkit's
-        ``GlobalDriftCompensation``).
+    compensation: drift compensation (PCM): each drift read-out is rescaled by what a
+        read right after programming gave.
+    compensation_scope: ``layer``, one scalar per layer (aihwkit's
+        ``GlobalDriftCompensation``, the default); ``column``, one per output channel, the
+        digital output of a logical column after its row tiles are summed (aihwkit's
+        ``PerColumnDriftCompensation``; IBM's chips calibrate an affine correction per
+        column). It corrects what the layer's mean cannot: channels whose level mixes
+        drift at different rates (the drift exponent falls with the conductance).
     """
 
     model: Literal["pcm", "rram"]
@@ -203,6 +209,7 @@ class DeviceSpec(Section):
     stuck_on_rate: float = Field(0.0, ge=0, le=1)
     stuck_off_rate: float = Field(0.0, ge=0, le=1)
     compensation: bool = True
+    compensation_scope: Literal["layer", "column"] = "layer"
 
     @model_validator(mode="after")
     def _levels(self) -> DeviceSpec:

@@ -29,15 +29,18 @@ class HardwareRef(Section):
     """The crossbar the regularizers and cell statistics assume.
 
     preset: a shipped preset name (``hamq presets``) or a YAML file.
-    representation, cell_bits, slice_levels: override the preset's (null keeps the
-        preset's); ``slice_levels: spread`` programs a narrow top slice over the cell's
-        whole range (``docs/noise.md``), which noise-aware training then draws.
+    representation, cell_bits, slice_levels, compensation_scope: override the preset's
+        (null keeps the preset's); ``slice_levels: spread`` programs a narrow top slice
+        over the cell's whole range (``docs/noise.md``), which noise-aware training then
+        draws; ``compensation_scope`` is the device's drift compensation per ``layer`` or
+        per output ``column``, which noise-aware training then applies.
     """
 
     preset: str = "rram-1b"
     representation: Representation | None = None
     cell_bits: int | None = None
     slice_levels: Literal["ladder", "spread"] | None = None
+    compensation_scope: Literal["layer", "column"] | None = None
 
     @field_validator("cell_bits")
     @classmethod
@@ -54,6 +57,8 @@ class HardwareRef(Section):
             out["array.cell_bits"] = self.cell_bits
         if self.slice_levels is not None:
             out["array.slice_levels"] = self.slice_levels
+        if self.compensation_scope is not None:
+            out["device.compensation_scope"] = self.compensation_scope
         return out
 
 

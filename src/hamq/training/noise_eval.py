@@ -122,6 +122,7 @@ def noise_evaluation(
         "hardware_digest": hardware_digest(hw),
         "device": hw.device.model,
         "compensation": hw.device.compensation and hw.device.model == "pcm",
+        "compensation_scope": hw.device.compensation_scope,
         "seed": seed,
         "repeats": repeats,
         "accuracy": ideal / total,
