@@ -71,3 +71,26 @@ def test_a_different_model_is_told_apart() -> None:
     ref = aihwkit_conductances(torch.full((N,), device.g_levels_us[9], dtype=torch.float64),
                                3600.0, 2)  # fmt: skip
     assert ks_2samp(ours.numpy(), ref.numpy()).pvalue < ALPHA
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_drift_compensation_gain_matches_aihwkit(per_channel: bool) -> None:
+    """hamq's compensation gain against aihwkit's ``GlobalDriftCompensation`` and
+    ``PerColumnDriftCompensation`` read-outs: aihwkit reads a tile (weights ``(out, in)``)
+    with one-hot inputs, so its read-out sees ``W^T`` (``(in, out)``)."""
+    from aihwkit.inference.compensation.drift import (
+        GlobalDriftCompensation,
+        PerColumnDriftCompensation,
+    )
+
+    from hamq.hardware.noise import compensation_gain
+
+    torch.manual_seed(0)
+    w_prog = torch.randn(12, 30, dtype=torch.float64) * torch.linspace(0.1, 2.0, 12)[:, None]
+    w_t = w_prog * (0.6 + 0.3 * torch.rand(12, 30, dtype=torch.float64))
+    comp = PerColumnDriftCompensation() if per_channel else GlobalDriftCompensation()
+    eye = comp.get_readout_tensor(30).to(torch.float64)
+    ref = comp.readout(eye @ w_prog.T) / comp.readout(eye @ w_t.T)
+    ours = compensation_gain(w_prog, w_t, per_channel)
+    assert torch.allclose(ours.reshape(-1), ref.reshape(-1), rtol=1e-12)
+    assert (ours.shape == (12, 1)) if per_channel else (ours.dim() == 0)
