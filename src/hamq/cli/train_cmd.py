@@ -112,6 +112,13 @@ def train(
     default=None,
     help="Seed of the first programming (default: the run's seed); needs --noise.",
 )
+@click.option(
+    "--adapt-bn",
+    is_flag=True,
+    help="Before each noisy read's test pass, re-estimate the BatchNorm statistics on the "
+    "calibration split through the same noisy arrays (AdaBS, Joshi et al. 2020); needs "
+    "--noise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_cmd(
     run_dir: str,
@@ -124,6 +131,7 @@ def eval_cmd(
     times: str | None,
     repeats: int | None,
     noise_seed: int | None,
+    adapt_bn: bool,
     as_json: bool,
 ) -> None:
     """Evaluate a trained run: test accuracy and exact ON cells of the stored weights, on
@@ -138,7 +146,9 @@ def eval_cmd(
     the hardware (PCM: programming noise, drift, 1/f read noise and global drift
     compensation as aihwkit's PCMLikeNoiseModel; RRAM: lognormal variation and stuck
     cells) and reads them at each --t; the table, a plot and the JSON go to RUN/noise/,
-    the summary into run.json."""
+    the summary into run.json. --adapt-bn re-estimates the BatchNorm statistics through
+    the noisy arrays before each read (a digital per-channel correction a chip can make
+    with calibration inputs; docs/noise.md)."""
     from hamq.training.record import model_cells
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
@@ -149,6 +159,8 @@ def eval_cmd(
         run.record, run.config, f"{run_dir}/run.json", hw_name, list(hw_sets)
     )
     time_list = _noise_options(noise, times, repeats, noise_seed)
+    if adapt_bn and not noise:
+        raise HamqError("--adapt-bn re-estimates BatchNorm under noise; add --noise")
     check_crossbar_options(crossbar or noise, calibration_samples)
     if noise:
         from hamq.training.noise_eval import check_noise_hardware
@@ -175,7 +187,7 @@ def eval_cmd(
         nz = noise_evaluation(run.model, run.data(), resolved.spec, time_list,
                               10 if repeats is None else repeats,
                               run.config.seed if noise_seed is None else noise_seed,
-                              batch, samples, calibration_samples)  # fmt: skip
+                              batch, samples, calibration_samples, adapt_bn)  # fmt: skip
         result["noise"] = nz
         result["noise_file"] = str(save_noise_result(run_dir, nz, resolved.spec))
     if as_json:
@@ -194,7 +206,7 @@ def eval_cmd(
             from hamq.training.noise_eval import record_key
 
             click.echo(f"  (written to {result['noise_file']} and its .png; run.json "
-                       f"noise.{record_key(resolved.spec)})")  # fmt: skip
+                       f"noise.{record_key(resolved.spec, adapt_bn)})")  # fmt: skip
         for layer in result["layers"]:
             click.echo(f"  {layer['name']:<24} {layer['cells_on']:>9} / {layer['cells_total']}")
 

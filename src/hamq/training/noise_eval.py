@@ -5,8 +5,9 @@
 test split), then, for each of ``repeats`` programmings (seed ``seed`` + the repeat's
 index), programs every cell of every layer once (``hardware/noise.py``) and reads the
 arrays at each time: drift and read noise, the layer's global drift compensation, the
-noisy bitline sums through the planned ADCs. The accuracy at a time is the mean ± sd over
-the programmings (sample sd, ``n - 1``).
+noisy bitline sums through the planned ADCs; with ``adapt_bn``, the BatchNorm statistics
+re-estimated on the calibration split through those arrays (``training/adabs.py``). The
+accuracy at a time is the mean ± sd over the programmings (sample sd, ``n - 1``).
 
 A run folder keeps each result in ``noise/<digest>.json`` with a plot of accuracy over
 time beside it, and a summary (per time: mean, sd) under ``noise`` in ``run.json``; all
@@ -32,8 +33,10 @@ from hamq.hardware.simulate import (
     crossbar_accuracy,
     crossbar_layers,
     plan_adc,
+    simulating,
 )
 from hamq.hardware.spec import HardwareSpec
+from hamq.training.adabs import adapt_batchnorm, kept_batchnorm_stats
 from hamq.training.checkpoint import atomic_write_text
 from hamq.training.crossbar_eval import calibration_split, hardware_digest
 
@@ -74,9 +77,12 @@ def noise_evaluation(
     batch_size: int = 256,
     test_samples: int | None = None,
     calibration_samples: int | None = None,
+    adapt_bn: bool = False,
 ) -> dict[str, Any]:
     """Test accuracy of a converted model on noisy arrays at each of ``times_s`` (seconds
-    after programming), over ``repeats`` programmings; a JSON-ready dict."""
+    after programming), over ``repeats`` programmings; a JSON-ready dict. ``adapt_bn``:
+    before each read's test pass, re-estimate the BatchNorm statistics on the calibration
+    split through the same noisy arrays (AdaBS, ``training/adabs.py``)."""
     check_noise_hardware(hw)
     assert hw.device is not None
     if not 1 <= repeats <= MAX_REPEATS:
@@ -97,17 +103,22 @@ def noise_evaluation(
     finally:
         model.train(was_training)
     acc = torch.zeros(repeats, len(times_s), dtype=torch.float64)
+    adapted = 0
     try:
-        for r in range(repeats):
-            gen = torch.Generator().manual_seed(_seed(seed, r))
-            for s in sims:
-                s.program(hw.device, gen)
-            for j, t in enumerate(times_s):
-                gen_t = torch.Generator().manual_seed(_seed(seed, r, j))
+        with kept_batchnorm_stats(model):
+            for r in range(repeats):
+                gen = torch.Generator().manual_seed(_seed(seed, r))
                 for s in sims:
-                    s.read_at(t, hw.device, gen_t)
-                correct, _ = crossbar_accuracy(model, sims, batches)
-                acc[r, j] = correct / total
+                    s.program(hw.device, gen)
+                for j, t in enumerate(times_s):
+                    gen_t = torch.Generator().manual_seed(_seed(seed, r, j))
+                    for s in sims:
+                        s.read_at(t, hw.device, gen_t)
+                    if adapt_bn:
+                        with simulating(model, sims):
+                            adapted = adapt_batchnorm(model, calib)
+                    correct, _ = crossbar_accuracy(model, sims, batches)
+                    acc[r, j] = correct / total
     finally:
         for s in sims:
             s.clear_noise()
@@ -130,6 +141,7 @@ def noise_evaluation(
         "test_samples": total,
         "subset": _subset_used(data, total, sum(int(y.numel()) for _, y in calib)),
         "calibration": {"split": split, "samples": sum(int(y.numel()) for _, y in calib)},
+        **({"adapt_bn": {"split": split, "samples": adapted}} if adapt_bn else {}),
         "times": per_time,
         "adc": [p.to_dict() for p in plan],
     }
@@ -148,19 +160,23 @@ def result_key(result: dict[str, Any]) -> str:
               [t["t_s"] for t in result["times"]]]  # fmt: skip
     if result.get("subset", "first") == "stratified":  # results before subsets: first N
         fields.append("stratified")
+    if "adapt_bn" in result:
+        fields.append("adapt-bn")
     settings = json.dumps(fields)
     return f"{result['hardware_digest']}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
-def record_key(hw: HardwareSpec) -> str:
+def record_key(hw: HardwareSpec, adapt_bn: bool = False) -> str:
     """The key of a result in ``run.json``'s ``noise``: the preset's name when ``hw`` is
-    that preset unchanged, else ``name@digest`` (an overridden preset is another array)."""
+    that preset unchanged, else ``name@digest`` (an overridden preset is another array);
+    ``+adapt-bn`` after it for results with re-estimated BatchNorm statistics."""
     from hamq.hardware.spec import load_hardware, preset_names
 
+    suffix = "+adapt-bn" if adapt_bn else ""
     digest = hardware_digest(hw)
     if hw.name in preset_names() and hardware_digest(load_hardware(hw.name)) == digest:
-        return hw.name
-    return f"{hw.name}@{digest}"
+        return hw.name + suffix
+    return f"{hw.name}@{digest}{suffix}"
 
 
 def save_noise_result(run_dir: str | Path, result: dict[str, Any], hw: HardwareSpec) -> Path:
@@ -179,7 +195,7 @@ def save_noise_result(run_dir: str | Path, result: dict[str, Any], hw: HardwareS
         summary["times"] = [{k: t[k] for k in ("t_s", "label", "mean", "sd")}
                             for t in result["times"]]  # fmt: skip
         summary["file"] = str(path.relative_to(run_dir))
-        record.setdefault("noise", {})[record_key(hw)] = summary
+        record.setdefault("noise", {})[record_key(hw, "adapt_bn" in result)] = summary
         atomic_write_text(record_path, json.dumps(record, indent=2))
     return path
 
@@ -219,7 +235,13 @@ def format_noise(result: dict[str, Any]) -> list[str]:
         f"noise: {result['device']} on {result['hardware']}, {result['repeats']} "
         f"programmings (seed {result['seed']}), {result['test_samples']} test samples; "
         f"noiseless crossbar {100 * result['crossbar_accuracy']:.2f}% (ideal "
-        f"{100 * result['accuracy']:.2f}%)",
+        f"{100 * result['accuracy']:.2f}%)"
+        + (
+            f"; BatchNorm re-estimated on {result['adapt_bn']['samples']} "
+            f"{result['adapt_bn']['split']} samples at each read"
+            if "adapt_bn" in result
+            else ""
+        ),
         f"  {'t':>8}  {'accuracy':>17}  {'vs noiseless (pp)':>17}",
     ]
     for t in result["times"]:
