@@ -129,6 +129,19 @@ def test_sweep_reports_the_noisy_accuracy_at_a_chosen_time(
     with pytest.raises(SystemExit) as exc:  # the rerun reuses the evaluation
         main(["sweep", str(sweep), "--out", str(out), "--quiet"])
     assert files[0].stat().st_mtime_ns == stamp
+    # AdaBS: a second evaluation, kept beside the first, and the report says so
+    cfg = yaml.safe_load(sweep.read_text())
+    sweep.write_text(yaml.safe_dump({**cfg, "noise_adapt_bn": True}))
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(sweep), "--out", str(out), "--quiet"])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    assert len(sorted((out / "w8-baseline" / "noise").glob("*.json"))) == 2
+    record = json.loads((out / "w8-baseline" / "run.json").read_text())
+    adapted = record["noise"]["pcm-14nm+adapt-bn"]
+    row = next(csv.DictReader((out / "results.csv").open()))
+    assert row["noise_adapt_bn"] == "True"
+    assert adapted["times"][0]["mean"] == float(row["noisy_accuracy"])
+    assert "AdaBS" in (out / "report.md").read_text()
 
 
 def test_sweep_with_a_bad_noise_time_is_refused(

@@ -19,6 +19,8 @@ A sweep file (YAML)::
     noise_t: null                   # e.g. 1d: also the accuracy on noisy arrays at that time
     noise_repeats: 3                # ... mean +- sd over this many programmings (energy_hw,
                                     # energy_samples; docs/noise.md)
+    noise_adapt_bn: false           # ... with BatchNorm re-estimated through the noisy
+                                    # arrays at that time (hamq eval --adapt-bn, AdaBS)
     share_float: true               # float pre-training once per seed, reused by all runs
 
 With ``share_float`` the first run of each seed trains its float stage and saves
@@ -126,6 +128,7 @@ class SweepConfig(Section):
     crossbar: bool = False
     noise_t: str | None = None
     noise_repeats: int = Field(3, ge=1, le=1000)
+    noise_adapt_bn: bool = False
 
     @model_validator(mode="after")
     def _noise_time(self) -> SweepConfig:
@@ -295,10 +298,12 @@ def measure_noise(
     t_label: str,
     repeats: int,
     subset: EvalSubset = "stratified",
+    adapt_bn: bool = False,
 ) -> dict[str, Any]:
     """Accuracy of a finished run on noisy arrays ``t_label`` after programming, mean and
-    sd over ``repeats`` programmings (seed: the run's), on ``hw`` (None: the run's own);
-    reused from the run's ``noise/`` when the same evaluation was done before."""
+    sd over ``repeats`` programmings (seed: the run's), on ``hw`` (None: the run's own),
+    with ``adapt_bn`` the BatchNorm statistics re-estimated through those arrays; reused
+    from the run's ``noise/`` when the same evaluation was done before."""
     from hamq.hardware.noise import parse_time
     from hamq.training.crossbar_eval import hardware_digest
     from hamq.training.noise_eval import noise_evaluation, result_key, save_noise_result
@@ -314,15 +319,19 @@ def measure_noise(
     probe = {"hardware_digest": hardware_digest(resolved.spec), "seed": run.config.seed,
              "repeats": repeats, "test_samples": n, "times": [{"t_s": t_s}],
              "subset": subset_used(data, samples, True, subset)}  # fmt: skip
+    if adapt_bn:
+        probe["adapt_bn"] = True
     cached = run_dir / "noise" / f"{result_key(probe)}.json"
     if cached.is_file():
         result = json.loads(cached.read_text())
     else:
         result = noise_evaluation(run.model, data, resolved.spec, [t_s], repeats,
-                                  run.config.seed, test_samples=samples)  # fmt: skip
+                                  run.config.seed, test_samples=samples,
+                                  adapt_bn=adapt_bn)  # fmt: skip
         save_noise_result(run_dir, result, resolved.spec)
     t = result["times"][0]
-    return {"noisy_accuracy": t["mean"], "noisy_accuracy_sd": t["sd"], "noise_t": t["label"]}
+    return {"noisy_accuracy": t["mean"], "noisy_accuracy_sd": t["sd"], "noise_t": t["label"],
+            "noise_adapt_bn": "adapt_bn" in result}  # fmt: skip
 
 
 ERROR_FILE = "error.txt"
@@ -469,7 +478,7 @@ def train_and_measure(
         if sweep.noise_t is not None:
             row.update(measure_noise(run.run_dir, sweep.energy_hw, sweep.energy_samples,
                                      sweep.noise_t, sweep.noise_repeats,
-                                     sweep.energy_subset))  # fmt: skip
+                                     sweep.energy_subset, sweep.noise_adapt_bn))  # fmt: skip
     except HamqError as err:
         row.update(status=f"failed: {err}")
     except Exception as err:  # a broken run must not stop the sweep
@@ -547,6 +556,7 @@ COLUMNS = [
     "noise_t",
     "noisy_accuracy",
     "noisy_accuracy_sd",
+    "noise_adapt_bn",
     "overrides",
 ]
 
@@ -613,7 +623,13 @@ def format_table(rows: list[dict[str, Any]], notes: bool = True) -> str:
             lines.append(
                 f"- noisy acc. at {noise_t}: crossbar test accuracy {noise_t} after "
                 f"programming on noisy, drifting arrays (docs/noise.md), mean ± sd over the "
-                f"programmings, on the energy samples."
+                f"programmings, on the energy samples"
+                + (
+                    "; BatchNorm re-estimated through the noisy arrays on the calibration "
+                    "split at that time (AdaBS)."
+                    if any(r.get("noise_adapt_bn") for r in ok)
+                    else "."
+                )
             )
     return "\n".join(lines)
 
