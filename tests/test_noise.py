@@ -348,3 +348,24 @@ def test_training_config_names_the_compensation_scope() -> None:
     assert HardwareRef(preset="pcm-14nm").overrides() == {}
     with pytest.raises(ValueError, match="compensation_scope"):
         HardwareRef(preset="pcm-14nm", compensation_scope="row")  # type: ignore[arg-type]
+
+
+def test_a_later_field_at_its_default_keeps_cached_digests() -> None:
+    """``device.compensation_scope`` came after results were cached under hardware
+    digests: left at ``layer`` it must not change a digest (the key of cached energy,
+    crossbar and noise results), set to ``column`` it must."""
+    import hashlib
+    import json
+
+    from hamq.training.crossbar_eval import hardware_digest
+
+    spread = load_hardware("pcm-14nm", **{"array.slice_levels": "spread"})
+    assert spread.device is not None and spread.device.compensation_scope == "layer"
+    data = spread.model_dump(mode="json")
+    del data["device"]["compensation_scope"]  # the description as it was before the field
+    before = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    assert hardware_digest(spread) == before
+    column = load_hardware(
+        "pcm-14nm", **{"array.slice_levels": "spread", "device.compensation_scope": "column"}
+    )
+    assert hardware_digest(column) != before

@@ -65,9 +65,21 @@ def calibration_split(
     return batches, split
 
 
+#: Hardware fields added after results were first cached under these digests, with their
+#: defaults: each enters the digest only when set away from its default, so a result
+#: cached before the field existed keeps its key (and is reused, not recomputed).
+LATER_FIELDS: dict[tuple[str, str], object] = {("device", "compensation_scope"): "layer"}
+
+
 def hardware_digest(hw: HardwareSpec) -> str:
-    """First 12 hex digits of the SHA-256 of the hardware description's JSON."""
-    text = json.dumps(hw.model_dump(mode="json"), sort_keys=True)
+    """First 12 hex digits of the SHA-256 of the hardware description's JSON (without the
+    :data:`LATER_FIELDS` left at their defaults)."""
+    data = hw.model_dump(mode="json")
+    for (section, name), default in LATER_FIELDS.items():
+        part = data.get(section)
+        if isinstance(part, dict) and part.get(name) == default:
+            del part[name]
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
