@@ -369,3 +369,10 @@ def test_a_later_field_at_its_default_keeps_cached_digests() -> None:
         "pcm-14nm", **{"array.slice_levels": "spread", "device.compensation_scope": "column"}
     )
     assert hardware_digest(column) != before
+    # a description stored with a cached result before the field (the sweep's energy.json)
+    # matches the same hardware now, and not the column-compensated one
+    from hamq.training.crossbar_eval import canonical_spec
+
+    now = spread.model_dump(mode="json")
+    assert canonical_spec(data) == canonical_spec(now) and data != now
+    assert canonical_spec(data) != canonical_spec(column.model_dump(mode="json"))

@@ -247,7 +247,7 @@ def measure_energy(
     (``training.crossbar_eval``), and each layer's conversions cost its planned ADC bits."""
     from hamq.hardware.estimate import estimate_energy
     from hamq.quantization.convert import quantized_layers
-    from hamq.training.crossbar_eval import adc_bits_of, crossbar_evaluation
+    from hamq.training.crossbar_eval import adc_bits_of, canonical_spec, crossbar_evaluation
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
 
@@ -265,7 +265,8 @@ def measure_energy(
         # written before subsets existed: the first `samples` (or all of them)
         old = "all" if used == "all" else "first"
         if (
-            cached.get("_hw_spec") == spec
+            isinstance(cached.get("_hw_spec"), dict)
+            and canonical_spec(cached["_hw_spec"]) == canonical_spec(spec)
             and cached.get("_requested_samples") == samples
             and bool(cached.get("_crossbar")) == crossbar
             and cached.get("_subset", old) == used

@@ -71,15 +71,22 @@ def calibration_split(
 LATER_FIELDS: dict[tuple[str, str], object] = {("device", "compensation_scope"): "layer"}
 
 
-def hardware_digest(hw: HardwareSpec) -> str:
-    """First 12 hex digits of the SHA-256 of the hardware description's JSON (without the
-    :data:`LATER_FIELDS` left at their defaults)."""
-    data = hw.model_dump(mode="json")
+def canonical_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A hardware description's JSON (``model_dump(mode="json")``, or one stored with a
+    cached result) without the :data:`LATER_FIELDS` left at their defaults: equal for the
+    same hardware before and after those fields existed."""
+    data = json.loads(json.dumps(spec))
     for (section, name), default in LATER_FIELDS.items():
         part = data.get(section)
-        if isinstance(part, dict) and part.get(name) == default:
-            del part[name]
-    text = json.dumps(data, sort_keys=True)
+        if isinstance(part, dict) and part.get(name, default) == default:
+            part.pop(name, None)
+    return data
+
+
+def hardware_digest(hw: HardwareSpec) -> str:
+    """First 12 hex digits of the SHA-256 of the hardware description's JSON
+    (:func:`canonical_spec`)."""
+    text = json.dumps(canonical_spec(hw.model_dump(mode="json")), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
