@@ -11,7 +11,10 @@ Per time it prints:
 
 - the mean over runs of each run's mean over programmings;
 - the sd over runs of those means (or, for one run, the sd over its programmings);
-- the loss against each run's own noiseless crossbar accuracy.
+- the loss against each run's own noiseless crossbar accuracy, or, with ``--reference KEY``,
+  against the first time's mean of each run's ``noise.<KEY>`` entry (e.g. the same run
+  read on noiseless arrays with ``--adapt-bn``, scripts/kws_adabs_reference.sh), which
+  then fills the reference column.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ def main() -> None:
     parser.add_argument("--hw", required=True,
                         help="run.json noise key: a preset's name, or NAME@DIGEST for a "
                         "changed one (as hamq eval --noise prints)")  # fmt: skip
+    parser.add_argument("--reference", default=None,
+                        help="run.json noise key whose first time is the reference accuracy "
+                        "(default: the noiseless crossbar accuracy of the --hw entry)")  # fmt: skip
     parser.add_argument("groups", nargs="+", help="NAME=RUN (repeat RUN after a group)")
     args = parser.parse_args()
     groups: dict[str, list[str]] = {}
@@ -56,7 +62,10 @@ def main() -> None:
         labels = labels or these
         if [t["label"] for e in entries for t in e["times"]][: len(these)] != these:
             sys.exit(f"{name}: the runs were evaluated at different times")
-        noiseless = [e["crossbar_accuracy"] for e in entries]
+        if args.reference is None:
+            noiseless = [e["crossbar_accuracy"] for e in entries]
+        else:
+            noiseless = [load(r, args.reference)["times"][0]["mean"] for r in runs]
         cells = [f"{100 * statistics.mean(noiseless):.2f}"]
         for j in range(len(these)):
             means = [e["times"][j]["mean"] for e in entries]
@@ -68,7 +77,8 @@ def main() -> None:
         lines.append(f"| {name} | {len(runs)} | {'/'.join(map(str, reps))} | " + " | ".join(cells)
                      + " |")  # fmt: skip
     assert labels is not None
-    head = ["setting", "runs", "programmings", "noiseless crossbar (%)"]
+    ref = "noiseless crossbar (%)" if args.reference is None else f"reference {args.reference} (%)"
+    head = ["setting", "runs", "programmings", ref]
     head += [f"t = {label} (%; Δ pp)" for label in labels]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

@@ -98,3 +98,37 @@ def test_twofold_table_without_a_baseline_is_a_one_line_error(tmp_path: Path, ca
     (tmp_path / "results.json").write_text(json.dumps([_row("w8-l1", "l1", 0.9, 1.0, 1.0)]))
     assert load_script("twofold_table").main([str(tmp_path)]) == 2
     assert "no finished baseline run" in capsys.readouterr().err
+
+
+def _noise_run(folder: Path, noiseless: float, means: list[float], ref: float) -> str:
+    times = [{"t_s": t, "label": lab, "mean": m, "sd": 0.01}
+             for t, lab, m in zip((1.0, 86400.0), ("1s", "1d"), means, strict=True)]  # fmt: skip
+    folder.mkdir(parents=True)
+    noise = {
+        "pcm@x+adapt-bn": {"repeats": 10, "crossbar_accuracy": noiseless, "times": times},
+        "pcm@q+adapt-bn": {"repeats": 1, "crossbar_accuracy": noiseless,
+                           "times": [{"t_s": 0.0, "label": "0s", "mean": ref, "sd": 0.0}]},
+    }  # fmt: skip
+    (folder / "run.json").write_text(json.dumps({"noise": noise}))
+    return str(folder)
+
+
+def test_noise_table_losses_against_the_noiseless_or_a_reference_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _noise_run(tmp_path / "a", 0.80, [0.81, 0.79], ref=0.82)
+    b = _noise_run(tmp_path / "b", 0.70, [0.71, 0.69], ref=0.74)
+    script = load_script("noise_table")
+    monkeypatch.setattr("sys.argv", ["noise_table", "--hw", "pcm@x+adapt-bn", f"g={a}", b])
+    script.main()
+    plain = capsys.readouterr().out.splitlines()[-1]
+    # means 76.00 / 74.00; losses against 80 / 70: +1 / -1 pp at 1 s and 1 d
+    assert "| g | 2 | 10 | 75.00 |" in plain and "76.00 ± 7.07 (+1.00)" in plain
+    assert "74.00 ± 7.07 (-1.00)" in plain
+    monkeypatch.setattr("sys.argv", ["noise_table", "--hw", "pcm@x+adapt-bn", "--reference",
+                                     "pcm@q+adapt-bn", f"g={a}", b])  # fmt: skip
+    script.main()
+    out = capsys.readouterr().out.splitlines()
+    assert "reference pcm@q+adapt-bn (%)" in out[0]
+    # against 82 / 74: (-1 - 3) / 2 = -2 pp at 1 s, (-3 - 5) / 2 = -4 pp at 1 d
+    assert "| 78.00 |" in out[-1] and "(-2.00)" in out[-1] and "(-4.00)" in out[-1]
