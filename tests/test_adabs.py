@@ -65,8 +65,13 @@ def test_trained_statistics_come_back_on_error_too() -> None:
 def test_refuses_a_model_without_batchnorm_and_an_empty_split() -> None:
     with pytest.raises(HamqError, match="no BatchNorm"):
         adapt_batchnorm(nn.Sequential(nn.Linear(3, 2)), [(torch.rand(2, 3), torch.zeros(2))])
-    with pytest.raises(HamqError, match="empty"):
+    with pytest.raises(HamqError, match="calibration"):
         adapt_batchnorm(_model(), [])
+    model = _model()
+    # a last batch of one sample is left out (no batch variance), the rest counted
+    assert adapt_batchnorm(model, [*_batches(1, 8), *_batches(1, 1)]) == 8
+    with pytest.raises(HamqError, match="at least 2"):
+        adapt_batchnorm(model, _batches(1, 1))
 
 
 def test_eval_adapt_bn_recovers_uncompensated_drift(

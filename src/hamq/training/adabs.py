@@ -68,13 +68,18 @@ def adapt_batchnorm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torc
     try:
         with torch.no_grad():
             for x, _ in batches:
+                if x.shape[0] < 2:  # one sample has no batch variance (BatchNorm1d refuses)
+                    continue
                 model(x.to(device))
                 samples += int(x.shape[0])
     finally:
         for bn in bns:
             bn.eval()
     if samples == 0:
-        raise HamqError("--adapt-bn: the calibration split is empty; nothing to adapt on")
+        raise HamqError(
+            "--adapt-bn: no calibration batch of at least 2 samples; give more "
+            "--calibration-samples"
+        )
     return samples
 
 
