@@ -97,3 +97,35 @@ def test_eval_adapt_bn_recovers_uncompensated_drift(
 
 def test_adapt_bn_needs_noise(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     refused(capsys, ["eval", str(run_copy), "--adapt-bn"], ["--adapt-bn", "--noise"])
+
+
+def test_the_test_pass_reads_the_arrays_again(
+    run_copy: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --adapt-bn, the statistics are taken on one read and the test pass runs on
+    another read of the same cells: fresh read noise, as a chip calibrated earlier sees."""
+    from hamq.hardware.simulate import LayerSim
+
+    reads: list[tuple[int, float, torch.Tensor]] = []
+    original = LayerSim.read_at
+
+    def spy(self: LayerSim, t_s: float, device, gen) -> None:  # type: ignore[no-untyped-def]
+        original(self, t_s, device, gen)
+        reads.append((id(self), t_s, self.levels.clone()))
+
+    monkeypatch.setattr(LayerSim, "read_at", spy)
+    base = ["eval", str(run_copy), "--hw", "pcm-14nm", "--noise", "--t", "1d",
+            "--repeats", "1", "--samples", "60"]  # fmt: skip
+    run_json(base, capsys)
+    layers = {i for i, _, _ in reads}
+    assert len(reads) == len(layers)  # one read per layer without AdaBS
+    reads.clear()
+    run_json([*base, "--adapt-bn"], capsys)
+    assert len(reads) == 2 * len(layers)
+    first = {i: lv for i, _, lv in reads[: len(layers)]}
+    second = {i: lv for i, _, lv in reads[len(layers) :]}
+    assert set(first) == set(second) and len(first) == len(layers)
+    layers = set(first)
+    for i in layers:  # the same cells (close), not the same draw
+        assert not torch.equal(first[i], second[i])
+        assert float((first[i] - second[i]).abs().mean()) < 0.2 * float(first[i].abs().mean())

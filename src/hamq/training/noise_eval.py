@@ -117,6 +117,11 @@ def noise_evaluation(
                     if adapt_bn:
                         with simulating(model, sims):
                             adapted = adapt_batchnorm(model, calib)
+                        # the test pass reads again: the same programmed, drifted cells with
+                        # fresh read noise, not the draw the statistics were taken on
+                        gen_read = torch.Generator().manual_seed(_seed(seed, r, j, 1))
+                        for s in sims:
+                            s.read_at(t, hw.device, gen_read)
                     correct, _ = crossbar_accuracy(model, sims, batches)
                     acc[r, j] = correct / total
     finally:
@@ -141,7 +146,11 @@ def noise_evaluation(
         "test_samples": total,
         "subset": _subset_used(data, total, sum(int(y.numel()) for _, y in calib)),
         "calibration": {"split": split, "samples": sum(int(y.numel()) for _, y in calib)},
-        **({"adapt_bn": {"split": split, "samples": adapted}} if adapt_bn else {}),
+        **(
+            {"adapt_bn": {"split": split, "samples": adapted, "test_read": "fresh"}}
+            if adapt_bn
+            else {}
+        ),
         "times": per_time,
         "adc": [p.to_dict() for p in plan],
     }
@@ -161,7 +170,7 @@ def result_key(result: dict[str, Any]) -> str:
     if result.get("subset", "first") == "stratified":  # results before subsets: first N
         fields.append("stratified")
     if "adapt_bn" in result:
-        fields.append("adapt-bn")
+        fields.append("adapt-bn, fresh read")
     settings = json.dumps(fields)
     return f"{result['hardware_digest']}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
