@@ -115,8 +115,8 @@ def train(
 @click.option(
     "--adapt-bn",
     is_flag=True,
-    help="Before each noisy read's test pass, re-estimate the BatchNorm statistics on the "
-    "calibration split through the same noisy arrays (AdaBS, Joshi et al. 2020); needs "
+    help="At each time, re-estimate the BatchNorm statistics on the calibration split "
+    "through the noisy arrays, then test on a fresh read (AdaBS, Joshi et al. 2020); needs "
     "--noise.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -143,12 +143,13 @@ def eval_cmd(
     RUN/crossbar/.
 
     --noise programs every cell of the arrays --repeats times with the device model of
-    the hardware (PCM: programming noise, drift, 1/f read noise and global drift
-    compensation as aihwkit's PCMLikeNoiseModel; RRAM: lognormal variation and stuck
-    cells) and reads them at each --t; the table, a plot and the JSON go to RUN/noise/,
-    the summary into run.json. --adapt-bn re-estimates the BatchNorm statistics through
-    the noisy arrays before each read (a digital per-channel correction a chip can make
-    with calibration inputs; docs/noise.md)."""
+    the hardware (PCM: programming noise, drift, 1/f read noise and drift compensation
+    per layer, or per column with --set device.compensation_scope=column, as aihwkit's
+    PCMLikeNoiseModel; RRAM: lognormal variation and stuck cells) and reads them at each
+    --t; the table, a plot and the JSON go to RUN/noise/, the summary into run.json.
+    --adapt-bn re-estimates the BatchNorm statistics through the noisy arrays at each
+    time, then reads them again for the test pass (a digital per-channel correction a
+    chip can make with calibration inputs; docs/noise.md)."""
     from hamq.training.record import model_cells
     from hamq.training.run_hardware import resolve_hardware
     from hamq.training.runs import load_run
