@@ -4,9 +4,10 @@
 :func:`~hamq.training.crossbar_eval.crossbar_evaluation`: a calibration split, never the
 test split), then, for each of ``repeats`` programmings (seed ``seed`` + the repeat's
 index), programs every cell of every layer once (``hardware/noise.py``) and reads the
-arrays at each time: drift and read noise, the layer's global drift compensation, the
-noisy bitline sums through the planned ADCs; with ``adapt_bn``, the BatchNorm statistics
-re-estimated on the calibration split through those arrays (``training/adabs.py``). The
+arrays at each time: drift and read noise, the drift compensation (per layer or per
+column), the noisy bitline sums through the planned ADCs; with ``adapt_bn``, the BatchNorm
+statistics re-estimated on the calibration split through those arrays
+(``training/adabs.py``), then a fresh read for the test pass. The
 accuracy at a time is the mean ± sd over the programmings (sample sd, ``n - 1``).
 
 A run folder keeps each result in ``noise/<digest>.json`` with a plot of accuracy over
@@ -81,8 +82,9 @@ def noise_evaluation(
 ) -> dict[str, Any]:
     """Test accuracy of a converted model on noisy arrays at each of ``times_s`` (seconds
     after programming), over ``repeats`` programmings; a JSON-ready dict. ``adapt_bn``:
-    before each read's test pass, re-estimate the BatchNorm statistics on the calibration
-    split through the same noisy arrays (AdaBS, ``training/adabs.py``)."""
+    at each time, re-estimate the BatchNorm statistics on the calibration split through
+    the noisy arrays, then read them again for the test pass (AdaBS,
+    ``training/adabs.py``)."""
     check_noise_hardware(hw)
     assert hw.device is not None
     if not 1 <= repeats <= MAX_REPEATS:
@@ -247,7 +249,7 @@ def format_noise(result: dict[str, Any]) -> list[str]:
         f"{100 * result['accuracy']:.2f}%)"
         + (
             f"; BatchNorm re-estimated on {result['adapt_bn']['samples']} "
-            f"{result['adapt_bn']['split']} samples at each read"
+            f"{result['adapt_bn']['split']} samples at each time"
             if "adapt_bn" in result
             else ""
         ),
