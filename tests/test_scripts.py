@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script loads
     spec.loader.exec_module(module)
     return module
 
@@ -132,3 +134,36 @@ def test_noise_table_losses_against_the_noiseless_or_a_reference_entry(
     assert "reference pcm@q+adapt-bn (%)" in out[0]
     # against 82 / 74: (-1 - 3) / 2 = -2 pp at 1 s, (-3 - 5) / 2 = -4 pp at 1 d
     assert "| 78.00 |" in out[-1] and "(-2.00)" in out[-1] and "(-4.00)" in out[-1]
+
+
+def test_energy_floor_is_the_e_cb_of_an_all_zero_model(tmp_path: Path, capsys) -> None:
+    import torch
+
+    from hamq.hardware.spec import load_hardware
+    from hamq.quantization.convert import quantized_layers
+    from hamq.training.runs import load_run
+
+    out = tmp_path / "r"
+    args = ["train", "--out", str(out), "--set", "train.float_epochs=0", "--set",
+            "train.qat_epochs=1", "--quiet"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 0
+    script = load_script("energy_floor")
+    hw = load_hardware("rram-2b-40nm")  # level 0 costs 0.079 pJ, level 3 1.49 pJ
+    run = load_run(out)
+    e_cb, floor = script.e_cb_and_floor_j(run.model, run.data(), hw, 64)
+    assert 0 < floor < e_cb
+    # Independent of the flat-priced estimate: with every weight 0 every cell is at level
+    # 0, so the measured E_cb itself is the floor (same inputs: the first layer's are the
+    # data, and zero weights make every later layer's inputs the same in both estimates).
+    with torch.no_grad():
+        for _, layer in quantized_layers(run.model):
+            layer.weight.zero_()
+    e_zero, floor_zero = script.e_cb_and_floor_j(run.model, run.data(), hw, 64)
+    assert e_zero == pytest.approx(floor_zero, rel=1e-9)
+    assert script.main([str(out), str(out), "--hw", "rram-2b-40nm", "--samples", "64"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| r ")]
+    assert len(rows) == 2 and rows[1].endswith("| 0.0% |")  # the baseline against itself
+    assert script.main([str(tmp_path / "missing")]) == 2
+    assert "error:" in capsys.readouterr().err
