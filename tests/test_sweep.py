@@ -299,3 +299,72 @@ def test_finished_only_with_the_ray_backend_is_refused(
     code, _, err = run(capsys, "sweep", str(sweep), "--out", str(tmp_path / "o"),
                        "--finished-only", "--backend", "ray")  # fmt: skip
     assert code == 2 and "--finished-only trains nothing" in err
+
+
+def _retrain_sweep() -> SweepConfig:
+    """The quick demo cut to a baseline (1 float + 1 QAT epoch), a 50%-row float retrain
+    of 2 epochs and a HamQ run starting QAT from that retrain (``float_from``)."""
+    from hamq.experiments.demo import demo_sweep
+
+    quick = demo_sweep(quick=True)
+    base = {**quick.base, "train": {**quick.base["train"], "float_epochs": 1, "qat_epochs": 1}}
+    rows = ["sparsity.sparsity=0.5", "sparsity.granularity=row", "sparsity.from_float=true"]
+    extra = [
+        {"name": "r", "set": [*rows, "train.float_epochs=2"]},
+        {"name": "q", "float_from": "r", "set": [*rows, "regularizer.name=hamming"]},
+    ]
+    fields = {"base": base, "l1": [], "hamming": [], "energy_samples": 32, "extra": extra}
+    return SweepConfig(**{**quick.model_dump(by_alias=True), **fields})
+
+
+def test_a_sweep_stopped_inside_a_float_retrain_resumes_to_the_same_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after the retrain's first float epoch (its dependent run not started), the
+    local sweep resumes that retrain and ends with the records of an uninterrupted one."""
+    import json
+
+    import torch
+
+    from hamq.experiments.sweep import run_sweep, train_and_measure
+    from hamq.training import trainer
+    from hamq.training.trainer import train_run
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = Path("out")  # relative: both sweeps record the same paths in their overrides
+    try:
+        whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+        for folder in (whole, stopped):
+            folder.mkdir()
+        monkeypatch.chdir(whole)
+        rows = run_sweep(_retrain_sweep(), out, progress=False, log=lambda s: None)
+        monkeypatch.chdir(stopped)
+        sweep = _retrain_sweep()
+        baseline, retrain, _ = sweep_runs(sweep, out)
+        train_and_measure(sweep, baseline, progress=False)
+        cfg = run_config(sweep, retrain.overrides)
+        assert train_run(cfg, retrain.run_dir, stop_after=1, progress=False) is None
+        assert not (retrain.run_dir / "run.json").exists()
+        assert not (out / "w8-q").exists()
+        epochs: list[int] = []
+        train_epoch = trainer.train_epoch
+
+        def counted(state, cfg, data, epoch, device):
+            epochs.append(epoch)
+            return train_epoch(state, cfg, data, epoch, device)
+
+        monkeypatch.setattr(trainer, "train_epoch", counted)
+        resumed = run_sweep(sweep, out, progress=False, log=lambda s: None)
+    finally:
+        torch.set_num_threads(before)
+    assert [r["status"] for r in resumed] == ["ok"] * 3
+    assert epochs == [1, 2, 0]  # the retrain's 2nd float epoch and QAT, then q's QAT only
+    assert resumed == rows
+    for name in ("w8-r", "w8-q"):
+        a = json.loads((whole / out / name / "run.json").read_text())
+        b = json.loads((stopped / out / name / "run.json").read_text())
+        a.pop("timing"), b.pop("timing")
+        assert a == b, name
+    history = json.loads((stopped / out / "w8-r" / "run.json").read_text())["history"]
+    assert [h["stage"] for h in history] == ["float", "float", "qat"]
