@@ -271,6 +271,18 @@ def test_non_primitive_polynomial_warns_with_its_period() -> None:
         check_config(model, cfg.quant, load_config(None, ["sparsity.sparsity=0.9"]).sparsity)
 
 
+def test_hamq_train_prints_the_non_primitive_warning_on_one_line(tmp_path: Path, capsys) -> None:
+    args = ["train", "--out", str(tmp_path / "r"), "--quiet", "--set", "train.float_epochs=0",
+            "--set", "train.qat_epochs=1", "--set", "sparsity.sparsity=0.9", "--set",
+            "sparsity.poly=[4, 2]"]  # fmt: skip
+    code, _, err = run(capsys, args)
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if "not primitive" in ln]
+    assert len(lines) == 1 and "period is 6, not 15" in lines[0]
+    assert "warnings.warn" not in err  # not Python's second line with the source
+    assert (tmp_path / "r" / "run.json").is_file()  # a warning, not an error
+
+
 def test_dense_configs_read_as_before() -> None:
     cfg = TrainConfig()
     assert "sparsity" not in cfg.to_plain()  # saved dense runs still match their config
