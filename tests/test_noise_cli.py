@@ -83,18 +83,26 @@ def test_noise_aware_training_needs_a_device(
                      "--set", "analog.scale=-1"], ["analog.scale"])  # fmt: skip
 
 
-def test_noise_aware_training_with_hamq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Both named in one config: it trains, records both, and the eval forward is clean."""
+@pytest.mark.parametrize("regularizer", ["hamming", "energy"])
+def test_noise_aware_training_with_a_cell_regularizer(
+    regularizer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both named in one config: it trains with the regularizer's term active under the
+    noise, and records both."""
     out = tmp_path / "nat"
     args = ["train", "--out", str(out), "--quiet", "--set", "train.float_epochs=1",
             "--set", "train.qat_epochs=1", "--set", "hardware.preset=pcm-14nm",
             "--set", "analog.noise=true", "--set", "analog.clip_sigma=2.5",
-            "--set", "regularizer.name=hamming", "--set", "regularizer.lambda=0.5"]  # fmt: skip
+            "--set", f"regularizer.name={regularizer}",
+            "--set", "regularizer.lambda=0.5"]  # fmt: skip
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code in (0, None), capsys.readouterr().err
     cfg = (out / "config.yaml").read_text()
-    assert "analog:" in cfg and "noise: true" in cfg and "name: hamming" in cfg
+    assert "analog:" in cfg and "noise: true" in cfg and f"name: {regularizer}" in cfg
+    history = json.loads((out / "run.json").read_text())["history"]
+    qat = [h for h in history if h["stage"] == "qat"]
+    assert qat and all(h["reg"] > 0 for h in qat)  # the term was in the noisy QAT loss
     from hamq.training.runs import load_run
 
     run = load_run(out)
