@@ -12,11 +12,13 @@ build)::
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from hamq.hardware.noise import conductances_at, program
 from hamq.hardware.spec import DeviceSpec, load_hardware
 
 pcm_module = pytest.importorskip(
@@ -32,18 +34,25 @@ ALPHA = 1e-3
 TIMES_S = (0.0, 3600.0, 86400.0, 3.15e7)
 
 
+def _script():
+    """``scripts/conductance_crosscheck.py``, which prints the same comparison as a table."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "conductance_crosscheck.py"
+    spec = importlib.util.spec_from_file_location("conductance_crosscheck", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = _script()
+
+
 def aihwkit_conductances(g_t: torch.Tensor, t_s: float, seed: int) -> torch.Tensor:
-    torch.manual_seed(seed)
-    model = pcm_module.PCMLikeNoiseModel(g_max=25.0)
-    g_prog = model.apply_programming_noise_to_conductance(g_t)
-    nu = model.generate_drift_coefficients(g_t)
-    return model.apply_drift_noise_to_conductance(g_prog, nu, t_s)
+    return SCRIPT.aihwkit_conductances(g_t, t_s, seed)
 
 
 def hamq_conductances(level: int, device: DeviceSpec, t_s: float, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    cells = program(torch.full((N,), level, dtype=torch.int64), device, gen)
-    return conductances_at(cells, t_s, device, gen)
+    return SCRIPT.hamq_conductances(level, N, device, t_s, seed)
 
 
 @pytest.mark.parametrize("t_s", TIMES_S)
