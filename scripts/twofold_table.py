@@ -6,6 +6,8 @@ gains (baseline energy / run energy), then the issue's targets checked on those 
     python scripts/twofold_table.py runs/twofold-cifar-r20
 
 Reads only what the sweep wrote; a sweep still running gives the table of its finished runs.
+A run that sets ``train.qat_epochs`` is compared with the baseline that sets the same, when
+the sweep has finished one (marked † when it has not).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def sparsity_of(row: dict[str, Any]) -> float:
     return float(m.group(1)) if (m and row.get("pruned")) else 0.0
 
 
+def qat_epochs_of(row: dict[str, Any]) -> int | None:
+    """The run's ``train.qat_epochs`` override; None for the sweep's own schedule."""
+    m = re.search(r"(?:^| )train\.qat_epochs=([0-9]+)", row.get("overrides", ""))
+    return int(m.group(1)) if m else None
+
+
 def family_of(row: dict[str, Any]) -> str:
     key = (row.get("regularizer", "none"), bool(row.get("pruned")))
     return FAMILIES.get(key, f"{key[0]}{' + prune' if key[1] else ''}")
@@ -55,11 +63,17 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         msg = f"cannot read '{path}' ({e}); run `hamq sweep` into that folder first"
         raise HamqError(msg) from e
     ok = [r for r in rows if r.get("status") == "ok" and "e_cb_ad_j" in r]
-    base = next((r for r in ok if family_of(r) == "baseline"), None)
-    if base is None:
+    bases: dict[int | None, dict[str, Any]] = {}
+    for r in ok:
+        if family_of(r) == "baseline":
+            bases.setdefault(qat_epochs_of(r), r)
+    if None not in bases:
         raise HamqError(f"'{path}' has no finished baseline run with energies")
     for r in ok:
         r["family"], r["sparsity"] = family_of(r), sparsity_of(r)
+        # against the baseline trained on the same QAT schedule, when the sweep has one
+        base = bases.get(qat_epochs_of(r), bases[None])
+        r["other_schedule"] = qat_epochs_of(r) != qat_epochs_of(base)
         r["gain_cb"] = base["e_cb_j"] / r["e_cb_j"]
         r["gain_cb_ad"] = base["e_cb_ad_j"] / r["e_cb_ad_j"]
         r["dacc_pp"] = 100 * (r["accuracy"] - base["accuracy"])
@@ -67,6 +81,7 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         r["dxb_pp"] = None if xb is None or xb0 is None else 100 * (xb - xb0)
     for r in ok:
         r.update(mapped_counts(folder / r["name"]))
+    base = bases[None]
     order = list(dict.fromkeys(FAMILIES.values()))
     ok.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else 99,
                            r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip
@@ -99,7 +114,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         xb = r.get("crossbar_accuracy")
         out.append("| " + " | ".join([
-            r["family"], f"{100 * r['sparsity']:.0f}%", f"{r.get('lambda', 0):g}", r["name"],
+            r["family"], f"{100 * r['sparsity']:.0f}%", f"{r.get('lambda', 0):g}",
+            r["name"] + (" †" if r["other_schedule"] else ""),
             f"{100 * r['accuracy']:.2f}%", _pp(r["dacc_pp"]),
             "" if xb is None else f"{100 * xb:.2f}%", _pp(r["dxb_pp"]),
             str(r.get("on_cells", "")),
@@ -161,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(table(rows), "", targets(rows), sep="\n")
+    if any(r["other_schedule"] for r in rows):
+        print("\n† trained on another QAT schedule than every finished baseline: compared "
+              "with the sweep's own baseline")  # fmt: skip
     return 0
 
 

@@ -96,6 +96,27 @@ def test_twofold_table_gains_families_and_targets(tmp_path: Path, capsys) -> Non
     assert "no finished run within the loss budget: **not met**" in verdicts[3]  # L1
 
 
+def test_twofold_table_compares_a_longer_schedule_with_its_own_baseline(
+    tmp_path: Path, capsys
+) -> None:
+    def q(row: dict, epochs: int) -> dict:
+        return {**row, "overrides": row["overrides"] + f" train.qat_epochs={epochs}"}
+
+    rows = [
+        _row("w8-baseline", "none", 0.90, 100e3, 120e3),
+        q(_row("w8-baseline-q8", "none", 0.92, 100e3, 120e3), 8),
+        q(_row("w8-hamming-6-q8", "hamming", 0.915, 40e3, 50e3), 8),  # -0.5 pp vs its own
+        q(_row("w8-hamming-6-q6", "hamming", 0.915, 40e3, 50e3), 6),  # no 6-epoch baseline
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    assert load_script("twofold_table").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split("|")[4].strip(): ln for ln in out.splitlines() if ln.startswith("| ")}
+    assert "| -0.50 |" in lines["w8-hamming-6-q8"]
+    assert "| +1.50 |" in lines["w8-hamming-6-q6 †"]  # against the sweep's own baseline
+    assert "† trained on another QAT schedule" in out
+
+
 def test_twofold_table_without_a_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "results.json").write_text(json.dumps([_row("w8-l1", "l1", 0.9, 1.0, 1.0)]))
     assert load_script("twofold_table").main([str(tmp_path)]) == 2
