@@ -23,13 +23,19 @@ def load_script(name: str):
     return module
 
 
-def test_weight_codes_popcounts_add_up_to_the_recorded_on_cells(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    args = ["train", "--out", str(out), "--set", "train.float_epochs=0", "--set",
-            "train.qat_epochs=1", "--quiet"]  # fmt: skip
+def trained_run(folder: Path, float_epochs: int = 0) -> Path:
+    """A default (digits) run of ``float_epochs`` float + 1 QAT epoch, trained into folder/r."""
+    out = folder / "r"
+    args = ["train", "--out", str(out), "--set", f"train.float_epochs={float_epochs}",
+            "--set", "train.qat_epochs=1", "--quiet"]  # fmt: skip
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
+    return out
+
+
+def test_weight_codes_popcounts_add_up_to_the_recorded_on_cells(tmp_path: Path) -> None:
+    out = trained_run(tmp_path)
     counts = load_script("weight_codes").code_counts(out)
     record = json.loads((out / "run.json").read_text())
     # Differential pair, 1-bit cells: a weight q turns on popcount(|q|) cells.
@@ -39,12 +45,7 @@ def test_weight_codes_popcounts_add_up_to_the_recorded_on_cells(tmp_path: Path) 
 
 
 def test_float_stage_table_reads_what_the_run_recorded(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    args = ["train", "--out", str(out), "--set", "train.float_epochs=2", "--set",
-            "train.qat_epochs=1", "--quiet"]  # fmt: skip
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    assert exc.value.code == 0
+    out = trained_run(tmp_path, float_epochs=2)
     record = json.loads((out / "run.json").read_text())
     line = load_script("float_stage").row(out)
     cells = [c.strip() for c in line.strip("|").split("|")]
@@ -164,12 +165,7 @@ def test_energy_floor_is_the_e_cb_of_an_all_zero_model(tmp_path: Path, capsys) -
     from hamq.quantization.convert import quantized_layers
     from hamq.training.runs import load_run
 
-    out = tmp_path / "r"
-    args = ["train", "--out", str(out), "--set", "train.float_epochs=0", "--set",
-            "train.qat_epochs=1", "--quiet"]  # fmt: skip
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    assert exc.value.code == 0
+    out = trained_run(tmp_path)
     script = load_script("energy_floor")
     hw = load_hardware("rram-2b-40nm")  # level 0 costs 0.079 pJ, level 3 1.49 pJ
     run = load_run(out)
