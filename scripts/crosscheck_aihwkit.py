@@ -17,8 +17,8 @@ So the only noise on either side is the devices'. Each layer's input is quantize
 run's input quantizer on both sides. For each of ``--repeats`` programmings, both read at
 each time: aihwkit with ``program_analog_weights`` then ``drift_analog_weights(t)``, hamq
 with ``LayerSim.program`` then ``read_at(t)``. The script reports the test accuracy, mean
-± sd over the programmings, and a two-sided Welch t-test per time. aihwkit must be
-installed (``docs/noise.md``).
+± sd over the programmings, a two-sided Welch t-test of the means and a Brown-Forsythe
+test of the sds per time. aihwkit must be installed (``docs/noise.md``).
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ def welch_p(a: list[float], b: list[float]) -> float:
     return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def spread_p(a: list[float], b: list[float]) -> float:
+    """Brown-Forsythe test (Levene's, about the median) that the two sds are equal."""
+    from scipy.stats import levene
+
+    if len(a) < 2 or (max(a) == min(a) and max(b) == min(b)):
+        return float("nan")
+    return float(levene(a, b, center="median").pvalue)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True)
@@ -131,18 +140,19 @@ def main() -> None:
     print(f"{args.run}: {n} test samples, ideal {100 * ideal / n:.2f}% (digital twin "
           f"{100 * floor / n:.2f}%), {args.repeats} programmings; aihwkit "
           f"{aihwkit.__version__}")  # fmt: skip
-    print(f"  {'t':>5}  {'hamq':>16}  {'aihwkit':>16}  {'Welch p':>8}")
+    print(f"  {'t':>5}  {'hamq':>16}  {'aihwkit':>16}  {'Welch p':>8}  {'B-F p':>7}")
     for j, t in enumerate(times):
         a, b = ours[:, j].tolist(), theirs[:, j].tolist()
         row = {"t_s": t, "label": time_label(t), "hamq": a, "aihwkit": b,
                "hamq_mean": sum(a) / len(a), "aihwkit_mean": sum(b) / len(b),
                "hamq_sd": float(ours[:, j].std()), "aihwkit_sd": float(theirs[:, j].std()),
-               "welch_p": welch_p(a, b)}  # fmt: skip
+               "welch_p": welch_p(a, b), "spread_p": spread_p(a, b)}  # fmt: skip
         rows.append(row)
         p = "" if math.isnan(row["welch_p"]) else f"{row['welch_p']:.3f}"
+        q = "" if math.isnan(row["spread_p"]) else f"{row['spread_p']:.3f}"
         ham = f"{100 * row['hamq_mean']:7.2f} ± {100 * row['hamq_sd']:5.2f}"
         aih = f"{100 * row['aihwkit_mean']:7.2f} ± {100 * row['aihwkit_sd']:5.2f}"
-        print(f"  {row['label']:>5}  {ham}  {aih}  {p:>8}")
+        print(f"  {row['label']:>5}  {ham}  {aih}  {p:>8}  {q:>7}")
     if args.json:
         out = {
             "run": args.run, "hardware": hw.name, "test_samples": n, "ideal": ideal / n,
