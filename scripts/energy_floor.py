@@ -1,21 +1,27 @@
 """How much of a run's E_cb any bit-level regularizer could remove: the E_cb the same
 inference would cost with every stored cell at level 0 (the floor), beside the measured one.
 
-    python scripts/energy_floor.py BASELINE_RUN [RUN ...] [--hw rram-2b-40nm] [--samples 1000]
+    python scripts/energy_floor.py BASELINE_RUN [RUN ...] --hw rram-2b-40nm [--samples 1000]
 
 On a preset whose lowest cell state still costs energy (rram-2b-40nm: 0.079 pJ of the
 0.079 / 0.36 / 0.73 / 1.49 pJ per 2-bit cell state), a weight of 0 still reads its cells,
-so driving every weight to 0 removes only ``1 - floor / E_cb(baseline)`` of the baseline's
-E_cb. The floor is measured, not assumed: the same data-mode energy estimate (same samples,
-stratified as the sweeps take them) on the same hardware with every cell state priced at
-the level-0 energy, so it counts exactly the cell reads of the measured layout (pruned rows
-and arrays left out). Columns:
+so at the baseline's activations driving every weight to 0 would remove only
+``1 - floor / E_cb(baseline)`` of its E_cb. The floor is measured, not assumed: the same
+data-mode energy estimate (same samples, stratified as the sweeps take them) on the same
+hardware with every cell state priced at the level-0 energy, so it counts exactly the cell
+reads of the measured layout (pruned rows and arrays left out) at the run's own input
+activity, which moves a little with its weights. ``--hw`` is required, so that every run is
+priced on the same hardware and cell code (a sweep's runs may record different codes).
+With ``array.skip_empty_columns`` a column a regularizer empties is not mapped, so such a
+layout removes level-0 reads too; the floor is then that of the run's own layout. Columns:
 
 - ``floor share``: floor / E_cb of the run;
 - ``E_cb red.``: 1 - E_cb(run) / E_cb(baseline);
 - ``reachable``: 1 - floor(run) / E_cb(baseline), the most the run's layout allows;
 - ``of reachable``: E_cb red. / reachable, (E_cb(baseline) - E_cb(run)) /
-  (E_cb(baseline) - floor(run)): how much of what its layout allows the run removed.
+  (E_cb(baseline) - floor(run)): how much of what its layout allows the run removed. For a
+  pruned run this counts the pruning's saving too; compare it with the unregularized run
+  of the same mask to see the bit-level term's share.
 """
 
 from __future__ import annotations
@@ -66,6 +72,10 @@ def e_cb_and_floor_j(model: nn.Module, data: DataBundle, hw: HardwareSpec,
     return measured.totals()["e_cb_j"], flat.totals()["e_cb_j"]
 
 
+def _pct(num: float, den: float) -> str:
+    return f"{100 * num / den:.1f}%" if den > 0 else "n/a"
+
+
 def table(rows: list[Floor]) -> str:
     base = rows[0]
     head = ["run", "E_cb (µJ)", "floor (µJ)", "floor share", "E_cb red.", "reachable",
@@ -74,11 +84,10 @@ def table(rows: list[Floor]) -> str:
     for r in rows:
         removed = base.e_cb_j - r.e_cb_j
         reachable = base.e_cb_j - r.floor_j
-        share = f"{100 * removed / reachable:.1f}%" if reachable > 0 else "n/a"
         out.append("| " + " | ".join([
             r.name, f"{1e6 * r.e_cb_j:.2f}", f"{1e6 * r.floor_j:.2f}",
-            f"{100 * r.floor_j / r.e_cb_j:.1f}%", f"{100 * removed / base.e_cb_j:.1f}%",
-            f"{100 * (1 - r.floor_j / base.e_cb_j):.1f}%", share,
+            _pct(r.floor_j, r.e_cb_j), _pct(removed, base.e_cb_j),
+            _pct(reachable, base.e_cb_j), _pct(removed, reachable),
         ]) + " |")  # fmt: skip
     return "\n".join(out)
 
@@ -86,7 +95,7 @@ def table(rows: list[Floor]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", type=Path, nargs="+", help="run folders, the baseline first")
-    p.add_argument("--hw", default=None, help="preset or YAML (default: each run's own)")
+    p.add_argument("--hw", required=True, help="preset or YAML every run is priced on")
     p.add_argument(
         "--samples",
         type=int,
@@ -101,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [floor_of(r, args.hw, args.samples) for r in args.runs]
     except HamqError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if all(r.floor_j == 0 for r in rows):
+        print(f"error: cell level 0 costs nothing on {args.hw} (tech.e_cell_pj[0] = 0): "
+              "there is no floor; every cell read at level 0 is free", file=sys.stderr)  # fmt: skip
         return 2
     print(table(rows))
     return 0

@@ -6,8 +6,8 @@ gains (baseline energy / run energy), then the issue's targets checked on those 
     python scripts/twofold_table.py runs/twofold-cifar-r20
 
 Reads only what the sweep wrote; a sweep still running gives the table of its finished runs.
-A run that sets ``train.qat_epochs`` is compared with the baseline that sets the same, when
-the sweep has finished one (marked † when it has not).
+A run is compared with a finished baseline trained for as many QAT epochs (each run's
+``config.yaml``), else with the sweep's first baseline, and marked † then.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hamq.errors import HamqError
 
@@ -44,10 +46,14 @@ def sparsity_of(row: dict[str, Any]) -> float:
     return float(m.group(1)) if (m and row.get("pruned")) else 0.0
 
 
-def qat_epochs_of(row: dict[str, Any]) -> int | None:
-    """The run's ``train.qat_epochs`` override; None for the sweep's own schedule."""
-    m = re.search(r"(?:^| )train\.qat_epochs=([0-9]+)", row.get("overrides", ""))
-    return int(m.group(1)) if m else None
+def qat_epochs_of(run_dir: Path) -> int | None:
+    """``train.qat_epochs`` of the run as it trained (its ``config.yaml``); None when the
+    folder holds no readable config."""
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return int(cfg["train"]["qat_epochs"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
 
 
 def family_of(row: dict[str, Any]) -> str:
@@ -63,17 +69,20 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         msg = f"cannot read '{path}' ({e}); run `hamq sweep` into that folder first"
         raise HamqError(msg) from e
     ok = [r for r in rows if r.get("status") == "ok" and "e_cb_ad_j" in r]
+    first = next((r for r in ok if family_of(r) == "baseline"), None)
+    if first is None:
+        raise HamqError(f"'{path}' has no finished baseline run with energies")
+    for r in ok:
+        r["qat_epochs"] = qat_epochs_of(folder / r["name"])
     bases: dict[int | None, dict[str, Any]] = {}
     for r in ok:
         if family_of(r) == "baseline":
-            bases.setdefault(qat_epochs_of(r), r)
-    if None not in bases:
-        raise HamqError(f"'{path}' has no finished baseline run with energies")
+            bases.setdefault(r["qat_epochs"], r)
     for r in ok:
         r["family"], r["sparsity"] = family_of(r), sparsity_of(r)
         # against the baseline trained on the same QAT schedule, when the sweep has one
-        base = bases.get(qat_epochs_of(r), bases[None])
-        r["other_schedule"] = qat_epochs_of(r) != qat_epochs_of(base)
+        base = bases.get(r["qat_epochs"], first)
+        r["other_schedule"] = r["qat_epochs"] != base["qat_epochs"]
         r["gain_cb"] = base["e_cb_j"] / r["e_cb_j"]
         r["gain_cb_ad"] = base["e_cb_ad_j"] / r["e_cb_ad_j"]
         r["dacc_pp"] = 100 * (r["accuracy"] - base["accuracy"])
@@ -81,7 +90,7 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         r["dxb_pp"] = None if xb is None or xb0 is None else 100 * (xb - xb0)
     for r in ok:
         r.update(mapped_counts(folder / r["name"]))
-    base = bases[None]
+    base = first
     order = list(dict.fromkeys(FAMILIES.values()))
     ok.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else 99,
                            r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip

@@ -100,21 +100,25 @@ def test_twofold_table_gains_families_and_targets(tmp_path: Path, capsys) -> Non
 def test_twofold_table_compares_a_longer_schedule_with_its_own_baseline(
     tmp_path: Path, capsys
 ) -> None:
-    def q(row: dict, epochs: int) -> dict:
-        return {**row, "overrides": row["overrides"] + f" train.qat_epochs={epochs}"}
-
     rows = [
         _row("w8-baseline", "none", 0.90, 100e3, 120e3),
-        q(_row("w8-baseline-q8", "none", 0.92, 100e3, 120e3), 8),
-        q(_row("w8-hamming-6-q8", "hamming", 0.915, 40e3, 50e3), 8),  # -0.5 pp vs its own
-        q(_row("w8-hamming-6-q6", "hamming", 0.915, 40e3, 50e3), 6),  # no 6-epoch baseline
+        _row("w8-baseline-q8", "none", 0.92, 80e3, 100e3),
+        _row("w8-hamming-6-q8", "hamming", 0.915, 40e3, 50e3),  # -0.5 pp, 2x vs its own
+        _row("w8-hamming-6-q6", "hamming", 0.915, 40e3, 50e3),  # no 6-epoch baseline
     ]
     (tmp_path / "results.json").write_text(json.dumps(rows))
+    for name, epochs in [("w8-baseline", 4), ("w8-baseline-q8", 8), ("w8-hamming-6-q8", 8),
+                         ("w8-hamming-6-q6", 6)]:  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"train:\n  qat_epochs: {epochs}\n")
     assert load_script("twofold_table").main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     lines = {ln.split("|")[4].strip(): ln for ln in out.splitlines() if ln.startswith("| ")}
     assert "| -0.50 |" in lines["w8-hamming-6-q8"]
-    assert "| +1.50 |" in lines["w8-hamming-6-q6 †"]  # against the sweep's own baseline
+    assert lines["w8-hamming-6-q8"].endswith("| 2.00x | 2.00x |")
+    # against the sweep's first baseline: +1.5 pp, 2.5x E_cb, 2.4x E_cb&AD
+    assert "| +1.50 |" in lines["w8-hamming-6-q6 †"]
+    assert lines["w8-hamming-6-q6 †"].endswith("| 2.50x | 2.40x |")
     assert "† trained on another QAT schedule" in out
 
 
@@ -182,5 +186,8 @@ def test_energy_floor_is_the_e_cb_of_an_all_zero_model(tmp_path: Path, capsys) -
     assert script.main([str(out), str(out), "--hw", "rram-2b-40nm", "--samples", "64"]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| r ")]
     assert len(rows) == 2 and rows[1].endswith("| 0.0% |")  # the baseline against itself
-    assert script.main([str(tmp_path / "missing")]) == 2
+    assert script.main([str(tmp_path / "missing"), "--hw", "rram-2b-40nm"]) == 2
     assert "error:" in capsys.readouterr().err
+    assert script.main([str(out), "--hw", "sram-acim", "--samples", "8"]) == 2  # level 0: 0 pJ
+    assert "there is no floor" in capsys.readouterr().err
+    assert script.table([script.Floor("b", 0.0, 0.0)]).endswith("| n/a | n/a | n/a | n/a |")
