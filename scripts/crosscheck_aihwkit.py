@@ -81,21 +81,22 @@ def aihwkit_model(twin: nn.Module) -> nn.Module:
     return convert_to_analog(twin, rpu, exclude_modules=grouped).eval()
 
 
+def _testable(a: list[float], b: list[float]) -> bool:
+    """Two samples a two-sample test can compare: 2+ values, not both constant."""
+    return len(a) >= 2 and not (max(a) == min(a) and max(b) == min(b))
+
+
 def welch_p(a: list[float], b: list[float]) -> float:
     from scipy.stats import ttest_ind
 
-    if len(a) < 2 or (max(a) == min(a) and max(b) == min(b)):
-        return float("nan")
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    return float(ttest_ind(a, b, equal_var=False).pvalue) if _testable(a, b) else float("nan")
 
 
 def spread_p(a: list[float], b: list[float]) -> float:
     """Brown-Forsythe test (Levene's, about the median) that the two sds are equal."""
     from scipy.stats import levene
 
-    if len(a) < 2 or (max(a) == min(a) and max(b) == min(b)):
-        return float("nan")
-    return float(levene(a, b, center="median").pvalue)
+    return float(levene(a, b, center="median").pvalue) if _testable(a, b) else float("nan")
 
 
 def main() -> None:

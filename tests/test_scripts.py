@@ -191,3 +191,14 @@ def test_energy_floor_is_the_e_cb_of_an_all_zero_model(tmp_path: Path, capsys) -
     assert script.main([str(out), "--hw", "sram-acim", "--samples", "8"]) == 2  # level 0: 0 pJ
     assert "there is no floor" in capsys.readouterr().err
     assert script.table([script.Floor("b", 0.0, 0.0)]).endswith("| n/a | n/a | n/a | n/a |")
+
+
+def test_crosscheck_p_values_are_nan_where_no_test_applies() -> None:
+    stats = pytest.importorskip("scipy.stats", reason="scipy is not installed")
+    script = load_script("crosscheck_aihwkit")
+    a, b = [0.90, 0.92, 0.91, 0.95], [0.80, 0.85, 0.83, 0.99]
+    assert script.welch_p(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert script.spread_p(a, b) == pytest.approx(stats.levene(a, b, center="median").pvalue)
+    for x, y in (([0.9], [0.8]), ([0.9, 0.9], [0.8, 0.8])):  # one value; both constant
+        assert script.welch_p(x, y) != script.welch_p(x, y)  # nan
+        assert script.spread_p(x, y) != script.spread_p(x, y)
