@@ -12,7 +12,14 @@ from hamq.cli.main import main
 from hamq.config_base import validate
 from hamq.errors import HamqError
 from hamq.experiments.report import pareto_front
-from hamq.experiments.sweep import SweepConfig, load_sweep, run_config, sweep_runs, variants
+from hamq.experiments.sweep import (
+    SweepConfig,
+    load_sweep,
+    run_config,
+    select_runs,
+    sweep_runs,
+    variants,
+)
 from hamq.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,6 +296,49 @@ def test_finished_only_reports_finished_runs_and_trains_nothing(
     report = (out / "report.md").read_text()
     assert "Not run yet (1; `hamq sweep` again trains them): w8-hamming-1." in report
     assert "Failed runs" not in report and "| w8-hamming-1 | not run yet |" in table
+
+
+def test_only_selects_matching_runs_and_the_float_stages_they_start_from(
+    tmp_path: Path,
+) -> None:
+    runs = sweep_runs(load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml"), tmp_path)
+    assert select_runs(runs) == {r.name for r in runs}
+    # pruning alone at 90% starts QAT from the 90% HamQ run's float retrain, which starts
+    # from the baseline's float stage
+    assert select_runs(runs, ["w8-rows-0.9-ft15"]) == {
+        "w8-rows-0.9-ft15", "w8-rows-0.9-hamq-ft15", "w8-baseline"
+    }  # fmt: skip
+    every_90 = select_runs(runs, ["w8-rows-0.9-*", "w8-baseline"])
+    assert every_90 == {r.name for r in runs if "rows-0.9-" in r.name} | {"w8-baseline"}
+    assert len(every_90) == 5
+    with pytest.raises(HamqError, match=r"--only 'w8-rows-0\.9-fft15' matches no run.*"
+                                        r"did you mean 'w8-rows-0\.9-ft15'"):  # fmt: skip
+        select_runs(runs, ["w8-rows-0.9-*", "w8-rows-0.9-fft15"])
+
+
+def test_only_trains_the_chosen_runs_and_reports_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    base = {"train": {"float_epochs": 1, "qat_epochs": 1}}
+    sweep.write_text(yaml.safe_dump({"base": base, "hamming": [1.0, 2.0], "energy_samples": 50}))
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet",
+                       "--only", "w8-hamming-2")  # fmt: skip
+    assert code == 0, err
+    trained = sorted(p.parent.name for p in out.glob("*/run.json"))
+    assert trained == ["w8-baseline", "w8-hamming-2"]  # the baseline: its float stage
+    rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert [rows[n]["status"] for n in ("w8-baseline", "w8-hamming-1", "w8-hamming-2")] == [
+        "ok", "not run yet", "ok"
+    ]  # fmt: skip
+    assert float(rows["w8-hamming-2"]["cells_on_reduction"]) > 0  # paired with the baseline
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--only", "w8-hamming-3")
+    assert code == 2 and "--only 'w8-hamming-3' matches no run" in err
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--finished-only",
+                       "--only", "w8-hamming-1")  # fmt: skip
+    assert code == 2 and "takes no --only" in err
+    assert not (out / "w8-hamming-1" / "run.json").exists()
 
 
 def test_finished_only_with_the_ray_backend_is_refused(

@@ -305,6 +305,14 @@ def demo(out: str | None, quick: bool, as_json: bool) -> None:
     help="Train nothing: report the runs already finished (the others are listed as not "
     "run yet), e.g. while the sweep trains in another process.",
 )
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="PATTERN",
+    help="Train only the runs whose name matches this glob (repeatable, e.g. "
+    "'w8-rows-0.9-*'), and the runs they start from; the report lists the others as "
+    "with --finished-only.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep(
@@ -316,6 +324,7 @@ def sweep(
     cpus_per_run: int | None,
     gpus_per_run: float | None,
     finished_only: bool,
+    only: tuple[str, ...],
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -331,11 +340,14 @@ def sweep(
 
     if finished_only and backend != "local":
         raise HamqError("--finished-only trains nothing, so it takes no --backend ray; drop one")
+    if finished_only and only:
+        raise HamqError("--finished-only trains nothing, so it takes no --only; drop one")
     runner = _backend(backend, address, cpus_per_run, gpus_per_run)
     cfg = load_sweep(Path(sweep_file), list(overrides))
     command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"
     title = f"Sweep {Path(sweep_file).stem}"
-    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet, runner, finished_only)
+    _sweep_and_report(cfg, Path(out), title, command, as_json, quiet, runner, finished_only,
+                      only)  # fmt: skip
 
 
 def _backend(
@@ -374,6 +386,7 @@ def _sweep_and_report(
     quiet: bool,
     backend: Backend | None = None,
     finished_only: bool = False,
+    only: tuple[str, ...] = (),
 ) -> None:
     """Run a sweep, write its report, print the table (or the rows as JSON)."""
     from hamq.experiments.report import write_report
@@ -381,7 +394,7 @@ def _sweep_and_report(
 
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     rows = run_sweep(cfg, folder, progress=not (quiet or as_json), log=log, backend=backend,
-                     finished_only=finished_only)  # fmt: skip
+                     finished_only=finished_only, only=only)  # fmt: skip
     report = write_report(rows, folder, title, command)
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -40,11 +40,12 @@ those calls: ``local_backend`` (default, one after the other) or ``ray_sweep.Ray
 from __future__ import annotations
 
 import csv
+import fnmatch
 import functools
 import json
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,7 @@ def run_sweep(
     log: Callable[[str], None] = print,
     backend: Backend | None = None,
     finished_only: bool = False,
+    only: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Train every variant into ``out/<name>`` and return one result row per run.
 
@@ -402,20 +404,52 @@ def run_sweep(
     same whichever backend trained them. ``finished_only`` trains nothing: it measures the
     runs already finished (energies from their cache when it holds them) and gives every
     other run the status ``NOT_RUN``, so a sweep still training, or stopped, can be read.
+    ``only`` (glob patterns of run names, see ``select_runs``) trains just those runs and
+    the runs they start from; every other run is reported as with ``finished_only``.
     """
     out.mkdir(parents=True, exist_ok=True)
     run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
     runs = sweep_runs(sweep, out)
-    if finished_only:
-        rows = [
-            run_one(r) if r.finished else {"name": r.name, "overrides": " ".join(r.overrides),
-                                           "status": NOT_RUN}
-            for r in runs
-        ]  # fmt: skip
-    else:
-        rows = (backend or local_backend)(runs, run_one, log)
+    chosen = set() if finished_only else select_runs(runs, only)
+    rows_of = (backend or local_backend)([r for r in runs if r.name in chosen], run_one, log)
+    trained = dict(zip([r.name for r in runs if r.name in chosen], rows_of, strict=True))
+    rows = [
+        trained[r.name] if r.name in chosen
+        else run_one(r) if r.finished
+        else {"name": r.name, "overrides": " ".join(r.overrides), "status": NOT_RUN}
+        for r in runs
+    ]  # fmt: skip
     add_reductions(rows)
     return rows
+
+
+def select_runs(runs: Sequence[SweepRun], patterns: Sequence[str] = ()) -> set[str]:
+    """Names of the runs to train: all of them without ``patterns``; otherwise the runs
+    whose name matches one of the glob patterns (``fnmatch``, e.g. ``w8-rows-0.9-*``),
+    plus, transitively, the runs whose float weights they start from (``needs``).
+
+    Raises ``HamqError`` for a pattern that matches no run, naming the runs there are.
+    """
+    if not patterns:
+        return {r.name for r in runs}
+    names = [r.name for r in runs]
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = fnmatch.filter(names, pattern)
+        if not hits:
+            raise HamqError(
+                f"--only '{pattern}' matches no run of this sweep{closest(pattern, names)}; "
+                f"its runs: {', '.join(names)}"
+            )
+        chosen.update(hits)
+    needs = {r.name: r.needs for r in runs}
+    todo = list(chosen)
+    while todo:
+        for dep in needs[todo.pop()]:
+            if dep not in chosen:
+                chosen.add(dep)
+                todo.append(dep)
+    return chosen
 
 
 def local_backend(
