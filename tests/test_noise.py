@@ -89,13 +89,13 @@ def test_rram_lognormal_and_stuck_cells() -> None:
     levels = torch.ones(N, dtype=torch.int64)
     cells = program(levels, dev, gen())
     assert cells.nu is None
-    g = cells.g_prog_us
+    g = cells.programmed_us()
     off = float((g == 1.0).double().mean())
     assert off == pytest.approx(0.1, abs=0.005)
     free = g[(g != 1.0) & (g != 100.0)]
     assert float(free.log().std()) == pytest.approx(0.2, rel=0.02)
     assert float(free.log().median()) == pytest.approx(math.log(100.0), abs=0.005)
-    zeros = program(torch.zeros(N, dtype=torch.int64), dev, gen()).g_prog_us
+    zeros = program(torch.zeros(N, dtype=torch.int64), dev, gen()).programmed_us()
     assert float((zeros == 100.0).double().mean()) == pytest.approx(0.05, abs=0.005)
     # no drift: every time reads the programmed conductances
     assert torch.equal(conductances_at(cells, 3.0e7, dev, gen()), g)
@@ -254,7 +254,7 @@ def test_column_compensation_scales_each_output_channel() -> None:
     assert sim.cells is not None
     from hamq.hardware.noise import level_units
 
-    w_prog = weights(level_units(sim.cells.g_prog_us, hw.device))
+    w_prog = weights(level_units(sim.cells.programmed_us(), hw.device))
     mean_abs = lambda w: w.abs().reshape(5, -1).mean(dim=1)  # noqa: E731
     assert torch.allclose(mean_abs(w_t) * gain, mean_abs(w_prog), rtol=1e-5)  # float32 levels
     expect = F.conv2d(codes.double(), w_t, None, 1, 1) * gain.view(1, -1, 1, 1)

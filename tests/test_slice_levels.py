@@ -87,9 +87,9 @@ def test_spread_targets_and_noise_draws() -> None:
     assert g[0, 1] == pytest.approx(25.0) and g[2, 1] == pytest.approx(2 * 25 / 7)
     a = program(levels, dev, gen(5), stretch)
     b = pcm_program(g, dev.g_top_us, gen(5))  # the noise law at the stretched targets
-    assert torch.equal(a.g_prog_us, b)
+    assert torch.equal(a.programmed_us(), b)
     nu = pcm_drift_exponents(g, dev.g_top_us, torch.Generator().manual_seed(5), 1.0)
-    assert a.nu is not None and a.nu.shape == nu.shape
+    assert a.nu is not None and a.nu.shape == (*nu.shape, 1)
 
 
 def test_noiseless_spread_reads_the_integers_and_noise_shrinks() -> None:

@@ -533,11 +533,11 @@ def layer_cost(
         else sums.conversions / n
     )
     bits = hw.adc.bits if adc_bits is None else adc_bits
-    row_e_pj = mapping.row_energy_pj(hw.tech.e_cell_pj)
+    row_e_pj = mapping.row_energy_pj(hw.e_cell_read_pj)
     if skip_empty:  # unmapped (all-OFF) columns are not on the arrays: no level-0 reads
         mapped = (mapping.tile_column_sums.sum(1) > 0).sum(-1)  # (groups,)
         unmapped = (mapping.cols - mapped).to(row_e_pj.dtype).to(row_e_pj.device)
-        row_e_pj = row_e_pj - hw.tech.e_cell_pj[0] * unmapped[:, None]
+        row_e_pj = row_e_pj - hw.e_cell_read_pj[0] * unmapped[:, None]
     e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
     e_adc_pj = conversions * hw.e_adc_pj_at(bits)
     lfsr_clocks = 0.0 if mapping.row_layout is None else vectors * mapping.row_layout.clocks

@@ -2,7 +2,10 @@
 
 Pure functions of conductances (microsiemens) and times (seconds), seeded through an
 explicit :class:`torch.Generator`. Every physical cell is its own device: a bit-sliced
-weight in ``n`` cells (per column set) gets ``n`` independent draws.
+weight in ``n`` cells (per column set) gets ``n`` independent draws. A cell of
+``array.devices_per_cell = m`` devices holds ``m`` devices at its level, each with its own
+draws; the bitline sums their currents and the read-out divides by ``m``, so the cell reads
+their mean.
 
 **PCM** is IBM aihwkit's ``PCMLikeNoiseModel`` (``aihwkit/inference/noise/pcm.py``,
 Nandakumar et al., ICECS 2019), with ``g = g_T / g_max``:
@@ -127,11 +130,17 @@ def rram_program(
 
 @dataclass(frozen=True)
 class Programmed:
-    """The cells of one array after programming: conductances (uS) and, for PCM, each
-    device's drift exponent."""
+    """The devices of one array after programming: conductances (uS) and, for PCM, each
+    device's drift exponent. The last dimension holds the devices of a cell
+    (``devices_per_cell``, 1 for a cell of one device)."""
 
     g_prog_us: torch.Tensor
     nu: torch.Tensor | None
+
+    def programmed_us(self) -> torch.Tensor:
+        """Each cell's programmed conductance as its bitline reads it: the mean of its
+        devices (uS), the cells' shape."""
+        return self.g_prog_us.mean(dim=-1)
 
 
 def target_conductances(
@@ -151,10 +160,16 @@ def program(
     device: DeviceSpec,
     gen: torch.Generator,
     stretch: torch.Tensor | None = None,
+    devices_per_cell: int = 1,
 ) -> Programmed:
-    """Program cells at integer ``levels`` (any shape): one draw per cell, at the target
-    conductances of :func:`target_conductances`."""
-    g_t = target_conductances(levels, device, stretch)
+    """Program cells at integer ``levels`` (any shape): ``devices_per_cell`` devices per
+    cell, one draw each, at the target conductances of :func:`target_conductances` (the
+    devices on a new last dimension; one device per cell draws what one draw per cell
+    did)."""
+    if devices_per_cell < 1:
+        raise ValueError(f"devices_per_cell = {devices_per_cell}: at least 1")
+    g_t = target_conductances(levels, device, stretch).unsqueeze(-1)
+    g_t = g_t.expand(*g_t.shape[:-1], devices_per_cell)
     if device.model == "rram":
         return Programmed(rram_program(g_t, device, gen), None)
     g_max = device.g_top_us
@@ -165,11 +180,12 @@ def program(
 def conductances_at(
     cells: Programmed, t_s: float, device: DeviceSpec, gen: torch.Generator
 ) -> torch.Tensor:
-    """Conductances (uS) of programmed cells ``t_s`` seconds after programming."""
+    """Conductances (uS) of programmed cells ``t_s`` seconds after programming, as their
+    bitlines read them (the mean of each cell's devices; the cells' shape)."""
     check_time(t_s)
     if cells.nu is None:
-        return cells.g_prog_us.clone()
-    return pcm_at(cells.g_prog_us, cells.nu, t_s, device, gen)
+        return cells.programmed_us()
+    return pcm_at(cells.g_prog_us, cells.nu, t_s, device, gen).mean(dim=-1)
 
 
 def level_units(
@@ -191,6 +207,7 @@ def read_weights(
     t_s: float,
     gen: torch.Generator,
     spread: bool = False,
+    devices_per_cell: int = 1,
 ) -> torch.Tensor:
     """The integer weights ``codes`` as noisy arrays give them back ``t_s`` seconds after
     programming (ideal conversions): every cell of every weight programmed and read with
@@ -198,13 +215,14 @@ def read_weights(
     removed, and the drift compensation of the tensor applied (PCM; per output channel,
     the first dimension, with ``compensation_scope: column``). float64,
     ``codes``' shape; equal to ``codes`` for a noiseless device with equal level steps.
-    ``spread``: ``array.slice_levels: spread`` (narrow slices over the whole range).
+    ``spread``: ``array.slice_levels: spread`` (narrow slices over the whole range);
+    ``devices_per_cell``: ``array.devices_per_cell``.
     What noise-aware training injects (``training/analog.py``)."""
     levels = cell_levels(codes, w_bits, rep, cell_bits).reshape(*codes.shape, -1)
     place = place_values(w_bits, rep, cell_bits).to(codes.device)
     stretch = spread_factors(w_bits, rep, cell_bits, spread).to(codes.device) if spread else None
-    cells = program(levels, device, gen, stretch)
-    w_prog = level_units(cells.g_prog_us, device, stretch) @ place
+    cells = program(levels, device, gen, stretch, devices_per_cell)
+    w_prog = level_units(cells.programmed_us(), device, stretch) @ place
     w_t = level_units(conductances_at(cells, t_s, device, gen), device, stretch) @ place
     if device.compensation and device.model == "pcm":
         w_t = w_t * compensation_gain(w_prog, w_t, device.compensation_scope == "column")

@@ -111,6 +111,7 @@ class LayerSim:
         self._per_channel = False
         self._reference_readout = torch.ones((), dtype=torch.float64)
         self.skip_empty = hw.array.skip_empty_columns
+        self.devices_per_cell = hw.array.devices_per_cell
         # While an ADC plan is searched (``_optimize``): the outputs of this layer's last
         # inputs at its current transfer, so the forwards of a search, which change one
         # layer's ADC at a time, recompute only that layer and those after it.
@@ -132,9 +133,9 @@ class LayerSim:
         """Program the layer's cells (one draw per device) and take the compensation's
         reference read-out."""
         levels = self.mapping.levels
-        self.cells = program(levels, device, gen, self._stretch())
+        self.cells = program(levels, device, gen, self._stretch(), self.devices_per_cell)
         self._per_channel = device.compensation_scope == "column"
-        self._reference_readout = self.readout(self._units(self.cells.g_prog_us, device))
+        self._reference_readout = self.readout(self._units(self.cells.programmed_us(), device))
 
     def read_at(self, t_s: float, device: DeviceSpec, gen: torch.Generator) -> None:
         """The programmed cells ``t_s`` seconds later: the levels the bitlines see from

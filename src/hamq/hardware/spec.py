@@ -32,6 +32,8 @@ MAX_ARRAY_SIDE = 65536
 #: Largest energy of one event (a cell read, a conversion, a row drive), pJ: a microjoule,
 #: six orders of magnitude above any published device.
 MAX_EVENT_PJ = 1e6
+#: Most devices in parallel in one cell (published multi-device cells use 2-8).
+MAX_DEVICES_PER_CELL = 64
 
 
 class ArraySpec(Section):
@@ -48,6 +50,13 @@ class ArraySpec(Section):
         lowest levels) or ``spread`` (its codes spread over the cell's whole range, read
         back with a per-column digital gain: larger steps against the same device noise,
         at the read energy of the higher levels). ``representation.spread_factors``.
+    devices_per_cell: memory devices in parallel in each cell, on the cell's wordline and
+        bitline (IBM's HERMES PCM chip uses several devices per weight): all are
+        programmed to the cell's level, the bitline sums their currents and the read-out
+        divides by the count. Each device draws its own programming noise, drift exponent
+        and read noise, so the cell's noise falls about as ``1/sqrt(n)``; each conducts,
+        so a cell read costs ``n`` times ``tech.e_cell_pj``. The layout (rows, columns,
+        arrays, ADC conversions) does not change.
     """
 
     rows: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
@@ -56,6 +65,7 @@ class ArraySpec(Section):
     representation: Representation = "differential"
     skip_empty_columns: bool = False
     slice_levels: Literal["ladder", "spread"] = "ladder"
+    devices_per_cell: int = Field(1, ge=1, le=MAX_DEVICES_PER_CELL)
 
     @model_validator(mode="after")
     def _cell_bits(self) -> ArraySpec:
@@ -250,6 +260,13 @@ class HardwareSpec(Section):
     timing: TimingSpec = TimingSpec()
     tech: TechSpec
     device: DeviceSpec | None = None
+
+    @property
+    def e_cell_read_pj(self) -> tuple[float, ...]:
+        """Read energy of one cell at each level, pJ per driven input bit cycle:
+        ``tech.e_cell_pj`` times ``array.devices_per_cell`` (each device conducts)."""
+        n = self.array.devices_per_cell
+        return tuple(e * n for e in self.tech.e_cell_pj)
 
     @model_validator(mode="after")
     def _levels(self) -> HardwareSpec:

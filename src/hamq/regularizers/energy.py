@@ -139,7 +139,7 @@ class EnergyRegularizer(Regularizer):
         key = (bits, device, training)
         if key not in self._tables:
             t = cell_energy_table(bits, self.hw.representation, self.hw.cell_bits,
-                                  self.hw.tech.e_cell_pj,
+                                  self.hw.e_cell_read_pj,
                                   self.hw.array.slice_levels == "spread")  # fmt: skip
             if training:
                 # slope in ON bits per unit -> pJ per unit: one stored bit's energy.
@@ -171,7 +171,7 @@ class EnergyRegularizer(Regularizer):
 
     def _e_bit_pj(self) -> float:
         """Energy of one stored bit ON: (top level - level 0) / bits per cell."""
-        e = self.hw.tech.e_cell_pj
+        e = self.hw.e_cell_read_pj
         return (e[-1] - e[0]) / self.hw.cell_bits
 
     def estimate_pj(self, model: nn.Module, surrogate: bool = False) -> torch.Tensor:

@@ -88,7 +88,8 @@ class WeightNoise:
         with torch.no_grad():
             read = read_weights(codes, w_bits, self.hw.representation, self.hw.cell_bits,
                                 self.hw.device, self.cfg.t_s, self._generator(codes.device),
-                                self.hw.array.slice_levels == "spread")  # fmt: skip
+                                self.hw.array.slice_levels == "spread",
+                                self.hw.array.devices_per_cell)  # fmt: skip
             return ((read - codes) * self.cfg.scale).to(torch.float32)
 
 

@@ -12,6 +12,7 @@ from hamq.data import DATASETS, DataConfig
 from hamq.errors import HamqError, closest, unknown_name
 from hamq.files import load_yaml_file, parse_yaml
 from hamq.hardware.representation import CELL_BITS, Representation
+from hamq.hardware.spec import MAX_DEVICES_PER_CELL
 from hamq.models import MODELS, ModelConfig
 from hamq.quantization.config import QuantConfig
 from hamq.regularizers import REGULARIZERS, RegularizerConfig
@@ -34,6 +35,9 @@ class HardwareRef(Section):
         over the cell's whole range (``docs/noise.md``), which noise-aware training then
         draws; ``compensation_scope`` is the device's drift compensation per ``layer`` or
         per output ``column``, which noise-aware training then applies.
+    devices_per_cell: devices in parallel in each cell (null keeps the preset's; see
+        ``array.devices_per_cell``): noise-aware training draws each device's noise, and
+        the energy regularizer prices every device's read.
     """
 
     preset: str = "rram-1b"
@@ -41,6 +45,7 @@ class HardwareRef(Section):
     cell_bits: int | None = None
     slice_levels: Literal["ladder", "spread"] | None = None
     compensation_scope: Literal["layer", "column"] | None = None
+    devices_per_cell: int | None = Field(None, ge=1, le=MAX_DEVICES_PER_CELL)
 
     @field_validator("cell_bits")
     @classmethod
@@ -59,6 +64,8 @@ class HardwareRef(Section):
             out["array.slice_levels"] = self.slice_levels
         if self.compensation_scope is not None:
             out["device.compensation_scope"] = self.compensation_scope
+        if self.devices_per_cell is not None:
+            out["array.devices_per_cell"] = self.devices_per_cell
         return out
 
 
