@@ -10,6 +10,8 @@ quantizers calibrated) on 1,024 random 49x10 MFCC-shaped inputs, ``pcm-14nm``:
   weight's noisy cells are recombined before one convolution, as aihwkit's tile does;
   ``crossbar-noisy-adapt-bn``: ``crossbar-noisy`` with the BatchNorm statistics first
   re-estimated through the noisy arrays on 256 calibration inputs (``--adapt-bn``);
+  ``crossbar-noisy-4-devices``: ``crossbar-noisy`` on arrays of 4 devices per cell
+  (``array.devices_per_cell``: 4 draws per cell, averaged);
 - ``float``: the float model's forward; ``aihwkit-noisy`` (when aihwkit is installed):
   aihwkit's ``TorchInferenceRPUConfig`` tile with ``PCMLikeNoiseModel`` and global drift
   compensation, ``drift_analog_weights(1 day)`` plus the forward; the depthwise
@@ -81,6 +83,8 @@ def bench_inference(repeats: int) -> dict[str, object]:
                 s.clear_noise()
 
     ideal_adc = crossbar_layers(model, hw)  # no plan: ideal conversions
+    four = crossbar_layers(model, load_hardware("pcm-14nm", **{"array.devices_per_cell": 4}))
+    plan_adc(model, four, hw, [(data[:256], labels)])
 
     torch.manual_seed(0)
     float_model = build_model(ModelConfig(name="ds-cnn"), (1, 49, 10), 12).eval()
@@ -96,6 +100,7 @@ def bench_inference(repeats: int) -> dict[str, object]:
         "crossbar-noisy": crossbar_noisy,
         "crossbar-noisy-ideal-adc": lambda: crossbar_noisy(ideal_adc),
         "crossbar-noisy-adapt-bn": lambda: crossbar_noisy(sims, adapt=True),
+        "crossbar-noisy-4-devices": lambda: crossbar_noisy(four),
     }
     aihwkit = _aihwkit_variant(float_model, batches)
     if aihwkit is not None:
@@ -112,6 +117,8 @@ def bench_inference(repeats: int) -> dict[str, object]:
     print(f"  crossbar-noisy / crossbar = {out['noisy_over_noiseless']:.2f}x (target <= 2x)")
     out["adapt_bn_over_noiseless"] = best["crossbar-noisy-adapt-bn"] / best["crossbar"]
     print(f"  crossbar-noisy-adapt-bn / crossbar = {out['adapt_bn_over_noiseless']:.2f}x")
+    out["four_devices_over_noiseless"] = best["crossbar-noisy-4-devices"] / best["crossbar"]
+    print(f"  crossbar-noisy-4-devices / crossbar = {out['four_devices_over_noiseless']:.2f}x")
     if "aihwkit-noisy" in best:
         out["aihwkit_over_float"] = best["aihwkit-noisy"] / best["float"]
         out["hamq_noisy_over_aihwkit"] = best["crossbar-noisy"] / best["aihwkit-noisy"]
