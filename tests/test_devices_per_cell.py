@@ -113,3 +113,16 @@ def test_a_cell_read_costs_every_devices_energy() -> None:
 def test_a_device_count_outside_1_to_64_is_refused(bad: int) -> None:
     with pytest.raises(HamqError, match="devices_per_cell"):
         load_hardware("pcm-14nm", **{"array.devices_per_cell": bad})
+
+
+def test_a_run_config_sets_the_devices_of_its_hardware() -> None:
+    """``hardware.devices_per_cell`` in a run config reaches the run's hardware (what
+    noise-aware training draws and the energy regularizer prices); 0 is refused."""
+    from hamq.training.config import load_config
+    from hamq.training.trainer import hardware_of
+
+    cfg = load_config(None, ["hardware.preset=pcm-14nm", "hardware.devices_per_cell=4"])
+    assert hardware_of(cfg).array.devices_per_cell == 4
+    assert hardware_of(load_config(None, ["hardware.preset=pcm-14nm"])).array.devices_per_cell == 1
+    with pytest.raises(HamqError, match="hardware.devices_per_cell"):
+        load_config(None, ["hardware.devices_per_cell=0"])
