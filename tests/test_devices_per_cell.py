@@ -126,3 +126,16 @@ def test_a_run_config_sets_the_devices_of_its_hardware() -> None:
     assert hardware_of(load_config(None, ["hardware.preset=pcm-14nm"])).array.devices_per_cell == 1
     with pytest.raises(HamqError, match=r"hardware\.devices_per_cell"):
         load_config(None, ["hardware.devices_per_cell=0"])
+
+
+def test_one_device_per_cell_keeps_the_digests_results_are_filed_under() -> None:
+    """Cached crossbar, noise and energy results are keyed by the hardware's digest; the
+    new field left at 1 keeps the digests RESULTS.md's commands name, and 4 changes it."""
+    from hamq.training.crossbar_eval import hardware_digest
+
+    spread = {"array.slice_levels": "spread"}
+    assert hardware_digest(load_hardware("pcm-14nm", **spread)) == "68e490124cf1"
+    column = {**spread, "device.compensation_scope": "column"}
+    assert hardware_digest(load_hardware("pcm-14nm", **column)) == "7f6421921841"
+    four = load_hardware("pcm-14nm", **column, **{"array.devices_per_cell": 4})
+    assert hardware_digest(four) not in {"68e490124cf1", "7f6421921841"}

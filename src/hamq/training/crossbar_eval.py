@@ -68,7 +68,10 @@ def calibration_split(
 #: Hardware fields added after results were first cached under these digests, with their
 #: defaults: each enters the digest only when set away from its default, so a result
 #: cached before the field existed keeps its key (and is reused, not recomputed).
-LATER_FIELDS: dict[tuple[str, str], object] = {("device", "compensation_scope"): "layer"}
+LATER_FIELDS: dict[tuple[str, str], object] = {
+    ("device", "compensation_scope"): "layer",
+    ("array", "devices_per_cell"): 1,
+}
 
 
 def canonical_spec(spec: dict[str, Any]) -> dict[str, Any]:
