@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from hamq.errors import HamqError
-from hamq.hardware.noise import conductances_at, pcm_program, program, read_weights
+from hamq.hardware.noise import (
+    conductances_at,
+    pcm_at,
+    pcm_drift_exponents,
+    pcm_program,
+    program,
+    read_weights,
+)
 from hamq.hardware.spec import load_hardware
 
 PCM = load_hardware("pcm-14nm").device
@@ -28,7 +35,26 @@ def test_one_device_per_cell_draws_what_one_draw_per_cell_did() -> None:
     cells = program(levels, PCM, gen(1))
     assert cells.g_prog_us.shape == (50, 7, 1) and cells.nu is not None
     g_t = torch.tensor(PCM.g_levels_us, dtype=torch.float64)[levels]
-    assert torch.equal(cells.programmed_us(), pcm_program(g_t, PCM.g_top_us, gen(1)))
+    g = gen(1)
+    g_prog = pcm_program(g_t, PCM.g_top_us, g)
+    nu = pcm_drift_exponents(g_t, PCM.g_top_us, g)
+    assert torch.equal(cells.programmed_us(), g_prog) and torch.equal(cells.nu[..., 0], nu)
+    read = conductances_at(cells, DAY_S, PCM, gen(9))
+    assert torch.equal(read, pcm_at(g_prog, nu, DAY_S, PCM, gen(9)))
+
+
+def test_stuck_rram_devices_move_their_cell_by_a_share() -> None:
+    """RRAM stuck rates are shares of devices: a cell of 4 devices with k stuck ON reads
+    k/4 of the way from level 0 to the top, k binomial(4, rate)."""
+    from hamq.hardware.spec import DeviceSpec
+
+    dev = DeviceSpec(model="rram", g_levels_us=(1.0, 100.0), stuck_on_rate=0.1)
+    cells = program(torch.zeros(N, dtype=torch.int64), dev, gen(8), devices_per_cell=4)
+    g = conductances_at(cells, DAY_S, dev, gen(9))
+    k = ((g - 1.0) / 99.0 * 4).round()
+    assert torch.allclose(g, 1.0 + 99.0 * k / 4)
+    for stuck, p in [(0, 0.9**4), (1, 4 * 0.1 * 0.9**3), (2, 6 * 0.01 * 0.81)]:
+        assert float((k == stuck).double().mean()) == pytest.approx(p, abs=0.01)
 
 
 @pytest.mark.parametrize("level", [3, 9, 15])
@@ -84,7 +110,8 @@ def test_the_simulated_layer_is_less_noisy_with_more_devices() -> None:
     assert 2.3 < rms[1] / rms[9] < 3.7  # about sqrt(9) = 3
 
 
-def test_a_cell_read_costs_every_devices_energy() -> None:
+@pytest.mark.parametrize("skip_empty", [False, True])
+def test_a_cell_read_costs_every_devices_energy(skip_empty: bool) -> None:
     """E_cb is n times one device's; conversions, ADC energy and the layout do not change."""
     from hamq.hardware.estimate import estimate_energy
     from hamq.quantization import QuantConfig, quantize_model
@@ -97,8 +124,13 @@ def test_a_cell_read_costs_every_devices_energy() -> None:
     m(torch.randn(8, 3, 6, 6))
     m.eval()
     x = torch.randn(6, 3, 6, 6)
-    one_report = estimate_energy(m, x, load_hardware("rram-2b-40nm"))
-    three_hw = load_hardware("rram-2b-40nm", **{"array.devices_per_cell": 3})
+    one_report = estimate_energy(
+        m, x, load_hardware("rram-2b-40nm", **{"array.skip_empty_columns": skip_empty})
+    )
+    three_hw = load_hardware(
+        "rram-2b-40nm",
+        **{"array.devices_per_cell": 3, "array.skip_empty_columns": skip_empty},
+    )
     assert three_hw.e_cell_read_pj == pytest.approx([3 * e for e in three_hw.tech.e_cell_pj])
     three_report = estimate_energy(m, x, three_hw)
     one, three = one_report.totals(), three_report.totals()

@@ -328,17 +328,29 @@ def test_only_trains_the_chosen_runs_and_reports_the_rest(
     assert code == 0, err
     trained = sorted(p.parent.name for p in out.glob("*/run.json"))
     assert trained == ["w8-baseline", "w8-hamming-2"]  # the baseline: its float stage
-    rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
-    assert [rows[n]["status"] for n in ("w8-baseline", "w8-hamming-1", "w8-hamming-2")] == [
-        "ok", "not run yet", "ok"
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("w8-baseline", "ok"), ("w8-hamming-1", "not run yet"), ("w8-hamming-2", "ok")
     ]  # fmt: skip
-    assert float(rows["w8-hamming-2"]["cells_on_reduction"]) > 0  # paired with the baseline
+    assert float(rows[2]["cells_on_reduction"]) > 0  # paired with the baseline
     code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--only", "w8-hamming-3")
     assert code == 2 and "--only 'w8-hamming-3' matches no run" in err
+    assert "did you mean 'w8-hamming-2'" in err
     code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--finished-only",
                        "--only", "w8-hamming-1")  # fmt: skip
     assert code == 2 and "takes no --only" in err
-    assert not (out / "w8-hamming-1" / "run.json").exists()
+    # the other run next: the finished ones are reported, not trained again
+    kept = (out / "w8-hamming-2" / "model.safetensors").stat().st_mtime_ns
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet",
+                       "--only", "W8-HAMMING-1", "--only", "w8-hamming-1")  # fmt: skip
+    assert code == 2 and "--only 'W8-HAMMING-1' matches no run" in err  # case-sensitive
+    code, _, err = run(capsys, "sweep", str(sweep), "--out", str(out), "--quiet",
+                       "--only", "w8-hamming-1")  # fmt: skip
+    assert code == 0, err
+    assert (out / "w8-hamming-2" / "model.safetensors").stat().st_mtime_ns == kept
+    again = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["status"] for r in again] == ["ok", "ok", "ok"]
+    assert again[2] == rows[2]
 
 
 def test_finished_only_with_the_ray_backend_is_refused(

@@ -407,6 +407,8 @@ def run_sweep(
     ``only`` (glob patterns of run names, see ``select_runs``) trains just those runs and
     the runs they start from; every other run is reported as with ``finished_only``.
     """
+    if finished_only and only:
+        raise HamqError("--finished-only trains nothing, so it takes no --only; drop one")
     out.mkdir(parents=True, exist_ok=True)
     run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
     runs = sweep_runs(sweep, out)
@@ -425,21 +427,24 @@ def run_sweep(
 
 def select_runs(runs: Sequence[SweepRun], patterns: Sequence[str] = ()) -> set[str]:
     """Names of the runs to train: all of them without ``patterns``; otherwise the runs
-    whose name matches one of the glob patterns (``fnmatch``, e.g. ``w8-rows-0.9-*``),
-    plus, transitively, the runs whose float weights they start from (``needs``).
+    whose name matches one of the glob patterns (``fnmatch``, case-sensitive, e.g.
+    ``w8-rows-0.9-*``), plus, transitively, the runs whose float weights they start from
+    (``needs``), which are trained whole (QAT and measurement too).
 
-    Raises ``HamqError`` for a pattern that matches no run, naming the runs there are.
+    Raises ``HamqError`` for a pattern that matches no run, naming the closest run and
+    the first few there are.
     """
     if not patterns:
         return {r.name for r in runs}
     names = [r.name for r in runs]
     chosen: set[str] = set()
     for pattern in patterns:
-        hits = fnmatch.filter(names, pattern)
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
         if not hits:
+            more = f", ... ({len(names)} in all)" if len(names) > 6 else ""
             raise HamqError(
                 f"--only '{pattern}' matches no run of this sweep{closest(pattern, names)}; "
-                f"its runs: {', '.join(names)}"
+                f"its runs: {', '.join(names[:6])}{more}"
             )
         chosen.update(hits)
     needs = {r.name: r.needs for r in runs}

@@ -54,7 +54,9 @@ class ArraySpec(Section):
         bitline (IBM's HERMES PCM chip uses several devices per weight): all are
         programmed to the cell's level, the bitline sums their currents and the read-out
         divides by the count. Each device draws its own programming noise, drift exponent
-        and read noise, so the cell's noise falls about as ``1/sqrt(n)``; each conducts,
+        and read noise (PCM) or lognormal variation and stuck state (RRAM: a stuck device
+        moves its cell by ``1/n`` of the way to the top or bottom level), so the cell's
+        noise falls about as ``1/sqrt(n)``; each conducts,
         so a cell read costs ``n`` times ``tech.e_cell_pj``. The layout (rows, columns,
         arrays, ADC conversions) does not change.
     """
@@ -195,7 +197,8 @@ class DeviceSpec(Section):
     t0_s: PCM drift reference time (the first read after programming); t_read_s: the 1/f
         noise's read duration.
     sigma_lognormal: RRAM ``g = g_T * exp(sigma * N(0, 1))`` (median at the target).
-    stuck_on_rate, stuck_off_rate: RRAM shares of cells stuck at the top / bottom level.
+    stuck_on_rate, stuck_off_rate: RRAM shares of devices stuck at the top / bottom level
+        (of cells, with one device per cell; see ``array.devices_per_cell``).
     compensation: drift compensation (PCM): each drift read-out is rescaled by what a
         read right after programming gave.
     compensation_scope: ``layer``, one scalar per layer (aihwkit's

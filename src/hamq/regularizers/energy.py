@@ -9,7 +9,8 @@ that data mode and static mode use::
 
 where ``t = w / scale`` are the continuous integer-unit weights and ``cost[q]`` the read
 energy of all cells storing integer ``q`` (``mapping.cell_energy_table``: the sum of
-``tech.e_cell_pj[level]`` over its column sets and slices), linearly interpolated between
+``tech.e_cell_pj[level]``, times ``array.devices_per_cell``, over its column sets and
+slices), linearly interpolated between
 integers (``surrogates.interp_cost``). At integer weights ``rowE`` is the mapping's exact
 row energy, so the estimate equals the exact data-mode E_cb of ``hamq.hardware.estimate``
 on the same inputs. Its gradient moves every weight toward its cheaper integer neighbour,
@@ -34,7 +35,8 @@ Activity is measured on one training batch in ``MEASURE_EVERY``.
 
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
 ``E_unit = e_bit_pj * sum_layers sum_r a[r] * N / n_layers``; ``e_bit_pj =
-(e_cell_pj[top] - e_cell_pj[0]) / cell_bits`` is the energy of one stored bit ON. The
+(e_cell_pj[top] - e_cell_pj[0]) / cell_bits`` (times the devices per cell, as every
+cost, so the penalty does not change with that count) is the energy of one stored bit ON. The
 penalty is then ``n_layers`` times the activity-weighted mean cost per weight in "ON bits",
 the scale of ``hamming`` (sum over layers of the mean Hamming weight per weight), so the
 same lambda grid applies; unlike ``hamming`` the layers are weighted by their true share of

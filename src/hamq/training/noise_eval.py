@@ -141,6 +141,7 @@ def noise_evaluation(
         "device": hw.device.model,
         "compensation": hw.device.compensation and hw.device.model == "pcm",
         "compensation_scope": hw.device.compensation_scope,
+        "devices_per_cell": hw.array.devices_per_cell,
         "seed": seed,
         "repeats": repeats,
         "accuracy": ideal / total,
