@@ -4,7 +4,8 @@
 # on folds 0-2, read at one day with per-column compensation and AdaBS (the best setting
 # of RESULTS.md), with 1, 2 and 4 devices per cell (array.devices_per_cell; the models
 # are trained on one device per cell, so more devices only quiet the arrays they are read
-# on). Resumable: the sweep and each training resume; an evaluation is measured again
+# on). TRAIN_DEVICES=2 trains on arrays of 2 devices per cell instead (run folders end
+# in -d2). Resumable: the sweep and each training resume; an evaluation is measured again
 # (the same figures, same seeds). FOLDS="1 2", ARMS="nat" and N="1 4" select.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,9 @@ PY
     r=runs/kws-pcm/w8-hamming-0.5-rc96-nat-x4-e32-spread-s$s; own="--set quant.range_code=96"
   else
     r=runs/kws-pcm/w8-nat-x4-e32-spread-s$s; own="--set regularizer.name=none"
+  fi
+  if [ "${TRAIN_DEVICES:-1}" != 1 ]; then
+    r=$r-d$TRAIN_DEVICES; own="$own --set hardware.devices_per_cell=$TRAIN_DEVICES"
   fi
   if [ -f $r/checkpoint.safetensors ]; then RES=--resume; else RES=; fi
   hamq train --config $cfg --set hardware.preset=pcm-14nm $own $NAT --out $r $RES --quiet > /dev/null
