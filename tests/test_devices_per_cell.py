@@ -17,6 +17,7 @@ from hamq.hardware.noise import (
     read_weights,
 )
 from hamq.hardware.spec import load_hardware
+from quant_layers import calibrated_conv
 
 PCM = load_hardware("pcm-14nm").device
 assert PCM is not None
@@ -90,14 +91,8 @@ def test_noise_aware_reads_shrink_with_more_devices() -> None:
 
 def test_the_simulated_layer_is_less_noisy_with_more_devices() -> None:
     from hamq.hardware.simulate import LayerSim
-    from hamq.quantization.config import QuantConfig
-    from hamq.quantization.modules import QuantConv2d
 
-    torch.manual_seed(0)
-    conv = QuantConv2d.from_float(torch.nn.Conv2d(16, 8, 3, padding=1), QuantConfig())
-    x = torch.rand(4, 16, 7, 7)
-    conv.input_quant(x)
-    codes = conv.input_quant.to_int(x)
+    conv, codes = calibrated_conv(16, 8, batch=4, side=7)
     exact = F.conv2d(codes.double(), conv.weight_int().double(), None, 1, 1)
     rms = {}
     for n in (1, 9):

@@ -19,6 +19,7 @@ from hamq.hardware.noise import (
 )
 from hamq.hardware.representation import cell_levels, slice_bits, spread_factors
 from hamq.hardware.spec import DeviceSpec, load_hardware
+from quant_layers import calibrated_conv
 
 LINEAR_E = tuple(0.01 * i + 0.001 for i in range(16))  # linear in the level, as PCM's V^2 G t
 
@@ -112,14 +113,8 @@ def test_noiseless_spread_reads_the_integers_and_noise_shrinks() -> None:
 
 def test_simulated_layer_with_spread_slices_is_exact_without_noise() -> None:
     from hamq.hardware.simulate import LayerSim
-    from hamq.quantization.config import QuantConfig
-    from hamq.quantization.modules import QuantConv2d
 
-    torch.manual_seed(0)
-    conv = QuantConv2d.from_float(torch.nn.Conv2d(4, 5, 3, padding=1), QuantConfig())
-    x = torch.rand(3, 4, 6, 6)
-    conv.input_quant(x)
-    codes = conv.input_quant.to_int(x)
+    conv, codes = calibrated_conv(4, 5, batch=3, side=6)
     quiet = {f"device.{k}_scale": 0.0 for k in ("prog_noise", "read_noise", "drift")}
     hw = load_hardware("pcm-14nm", **{"array.slice_levels": "spread"}, **quiet)
     sim = LayerSim("conv", conv, hw)
