@@ -340,8 +340,6 @@ def sweep(
 
     if finished_only and backend != "local":
         raise HamqError("--finished-only trains nothing, so it takes no --backend ray; drop one")
-    if finished_only and only:
-        raise HamqError("--finished-only trains nothing, so it takes no --only; drop one")
     runner = _backend(backend, address, cpus_per_run, gpus_per_run)
     cfg = load_sweep(Path(sweep_file), list(overrides))
     command = "hamq " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"hamq sweep {sweep_file}"

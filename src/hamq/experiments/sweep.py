@@ -413,10 +413,11 @@ def run_sweep(
     run_one = functools.partial(train_and_measure, sweep, progress=progress, energy_fn=energy_fn)
     runs = sweep_runs(sweep, out)
     chosen = set() if finished_only else select_runs(runs, only)
-    rows_of = (backend or local_backend)([r for r in runs if r.name in chosen], run_one, log)
-    trained = dict(zip([r.name for r in runs if r.name in chosen], rows_of, strict=True))
+    to_train = [r for r in runs if r.name in chosen]
+    trained = {r.name: row for r, row in zip(to_train, (backend or local_backend)(
+        to_train, run_one, log), strict=True)}  # fmt: skip
     rows = [
-        trained[r.name] if r.name in chosen
+        trained[r.name] if r.name in trained
         else run_one(r) if r.finished
         else {"name": r.name, "overrides": " ".join(r.overrides), "status": NOT_RUN}
         for r in runs

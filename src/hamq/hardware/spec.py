@@ -56,9 +56,9 @@ class ArraySpec(Section):
         divides by the count. Each device draws its own programming noise, drift exponent
         and read noise (PCM) or lognormal variation and stuck state (RRAM: a stuck device
         moves its cell by ``1/n`` of the way to the top or bottom level), so the cell's
-        noise falls about as ``1/sqrt(n)``; each conducts,
-        so a cell read costs ``n`` times ``tech.e_cell_pj``. The layout (rows, columns,
-        arrays, ADC conversions) does not change.
+        noise falls about as ``1/sqrt(n)``; each conducts, so a cell read costs ``n``
+        times ``tech.e_cell_pj``. The layout (rows, columns, arrays, ADC conversions) does
+        not change.
     """
 
     rows: int = Field(128, gt=0, le=MAX_ARRAY_SIDE)
