@@ -235,6 +235,17 @@ BAD = [
         ["sparsity.finetune_epochs", "from_float"],
     ),
     ("unused from_float", ["sparsity.from_float=true"], ["sparsity.from_float", "no mask"]),
+    (
+        "proximal without lambda",
+        ["sparsity.sparsity=0.5", "sparsity.update=proximal"],
+        ["sparsity.update = proximal", "lambda = 0", "do nothing"],
+    ),
+    (
+        "bad update",
+        ["sparsity.sparsity=0.5", "sparsity.update=prox"],
+        ["sparsity.update", "'gradient' or 'proximal'"],
+    ),
+    ("unused update", ["sparsity.update=proximal"], ["sparsity.update", "no mask"]),
     ("prune as main term", ["regularizer.name=prune"], ["regularizer.name", "sparsity section"]),
     (
         "bad granularity",

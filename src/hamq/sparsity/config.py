@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section
 from hamq.sparsity.lfsr import DEFAULT_POLY, FORMS, Form, check_poly, check_seed
 from hamq.sparsity.masks import Granularity, sparsity_fraction
+
+Update = Literal["gradient", "proximal"]
 
 
 def _check_sparsity(v: float) -> float:
@@ -64,6 +67,11 @@ class SparsityConfig(Section):
     lambda: weight of the ``prune`` term, lambda * sum over layers of the L2 norm of the
         integer-unit weights outside the mask (``regularizers/prune.py``), during the QAT
         epochs before the masks are fixed; 0 = prune with no regularized phase.
+    update: how the ``prune`` term acts: ``gradient`` (a loss term, the default, as in the
+        paper) or ``proximal`` (after each optimizer step, the term's proximal operator at
+        the step's learning rate: the pruned weights shrink toward 0 and never past it, so
+        they settle instead of oscillating under SGD momentum; ``sparsity/proximal.py``).
+        ``proximal`` needs ``lambda`` above 0.
     finetune_epochs: the last ``finetune_epochs`` of ``train.qat_epochs`` run with the
         masks fixed (pruned weights exactly 0, their gradients masked); null = half of
         ``train.qat_epochs``, rounded up. The QAT epochs before them are the regularized
@@ -87,6 +95,7 @@ class SparsityConfig(Section):
     lambda_: float = Field(0.0, ge=0, alias="lambda")
     finetune_epochs: int | None = Field(None, ge=1)
     from_float: bool = False
+    update: Update = "gradient"
 
     @field_validator("sparsity")
     @classmethod
@@ -119,6 +128,11 @@ class SparsityConfig(Section):
                 f"from the first float epoch, so the weights outside them are 0 already and "
                 f"the prune term has nothing to push; set lambda to 0 or from_float to false"
             )
+        if self.enabled and self.update == "proximal" and self.lambda_ == 0:
+            raise ValueError(
+                "sparsity.update = proximal with sparsity.lambda = 0: the proximal step "
+                "would do nothing; set lambda above 0 (e.g. 0.01) or update to gradient"
+            )
         if self.from_float and self.finetune_epochs is not None:
             raise ValueError(
                 "sparsity.finetune_epochs is set with sparsity.from_float: every QAT epoch "
@@ -136,6 +150,7 @@ class SparsityConfig(Section):
                     ("lambda", 0.0),
                     ("finetune_epochs", None),
                     ("from_float", False),
+                    ("update", "gradient"),
                 )
                 if getattr(self, "lambda_" if f == "lambda" else f) != default
             ]

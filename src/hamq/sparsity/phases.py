@@ -34,7 +34,7 @@ from torch import nn
 from hamq.errors import HamqError
 from hamq.hardware.spec import HardwareSpec
 from hamq.regularizers import Regularizer, RegularizerConfig, RegularizerSum, build_regularizer
-from hamq.sparsity import layers
+from hamq.sparsity import layers, proximal
 from hamq.training.config import TrainConfig
 
 
@@ -94,9 +94,11 @@ def enter_qat(model: nn.Module, cfg: TrainConfig) -> None:
 
 def run_regularizer(cfg: TrainConfig, hw: HardwareSpec) -> Regularizer | None:
     """The run's loss terms: the main ``regularizer`` and, with ``sparsity.lambda > 0``,
-    ``prune``; None when there is neither, their sum when there are both."""
+    ``prune`` (as a loss term only with ``sparsity.update = gradient``; the proximal update
+    acts after the optimizer step instead, :func:`before_epoch`); None when there is
+    neither, their sum when there are both."""
     terms = [build_regularizer(cfg.regularizer, hw)]
-    if cfg.sparsity.enabled:
+    if cfg.sparsity.enabled and cfg.sparsity.update == "gradient":
         prune_cfg = RegularizerConfig(name="prune", **{"lambda": cfg.sparsity.lambda_})
         terms.append(build_regularizer(prune_cfg, hw))
     present = [t for t in terms if t is not None]
@@ -108,10 +110,18 @@ def run_regularizer(cfg: TrainConfig, hw: HardwareSpec) -> Regularizer | None:
 def before_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer | None, cfg: TrainConfig, epoch: int
 ) -> None:
-    """At the start of every epoch: from the prune epoch on, fix the masks (idempotent, so
-    a resumed run re-fixes them) and hook the optimizer to keep pruned weights at 0."""
+    """At the start of every epoch: in the regularized QAT phase with ``sparsity.update =
+    proximal``, hook the optimizer to apply the prune term's proximal step; from the prune
+    epoch on, fix the masks (idempotent, so a resumed run re-fixes them) and hook the
+    optimizer to keep pruned weights at 0. Hooks go on once per optimizer, so a resumed
+    run's new optimizer gets them again."""
     start = prune_epoch(cfg)
-    if start is None or epoch < start:
+    if start is None:
+        return
+    if epoch < start:
+        sp = cfg.sparsity
+        if sp.update == "proximal" and epoch >= cfg.train.float_epochs and optimizer is not None:
+            proximal.prox_after_step(optimizer, model, sp.lambda_)
         return
     layers.fix_masks(model)
     if optimizer is not None:
