@@ -202,3 +202,34 @@ def test_crosscheck_p_values_are_nan_where_no_test_applies() -> None:
     for x, y in (([0.9], [0.8]), ([0.9, 0.9], [0.8, 0.8])):  # one value; both constant
         assert script.welch_p(x, y) != script.welch_p(x, y)  # nan
         assert script.spread_p(x, y) != script.spread_p(x, y)
+
+
+def _phase_run(folder: Path, name: str, vals: list[float], acc: float, sparsity: float) -> None:
+    run_dir = folder / name
+    run_dir.mkdir(parents=True)
+    cfg = {"train": {"qat_epochs": len(vals)}}
+    if sparsity:
+        cfg["sparsity"] = {"sparsity": sparsity, "finetune_epochs": 2}
+    history = [{"epoch": i, "stage": "qat", "val_accuracy": v} for i, v in enumerate(vals)]
+    record = {"config": cfg, "history": history, "accuracy": acc}
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+def test_prune_phase_table_reads_the_phases_from_the_histories(tmp_path: Path, capsys) -> None:
+    _phase_run(tmp_path, "w8-baseline-s0", [0.9, 0.9, 0.9, 0.9], 0.95, 0)
+    _phase_run(tmp_path, "w8-p-s0", [0.8, 0.4, 0.6, 0.7], 0.90, 0.5)  # 2 reg., 2 fine-tune
+    _phase_run(tmp_path, "w8-p-s1", [0.6, 0.2, 0.8, 0.5], 0.80, 0.5)
+    assert load_script("prune_phase_table").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [x for x in out.splitlines() if x.startswith("| w8-")]
+    assert len(rows) == 1 and rows[0].startswith("| w8-p | 2 |")  # the dense run is left out
+    # first reg. (0.8, 0.6), lowest reg. (0.4, 0.2), last reg. = lowest here, first
+    # fine-tune (0.6, 0.8), test (0.90, 0.80): means and sample sds
+    assert "| 70.0 ± 14.1% | 30.0 ± 14.1% | 30.0 ± 14.1% | 70.0 ± 14.1% | 85.0 ± 7.1% |" in rows[0]
+
+
+def test_prune_phase_table_without_pruned_runs_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    _phase_run(tmp_path, "w8-baseline-s0", [0.9, 0.9], 0.95, 0)
+    assert load_script("prune_phase_table").main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no pruned run" in err
