@@ -20,6 +20,8 @@ from hamq.sparsity.proximal import prox_after_step, prox_step, scaled_group_prox
 from hamq.training.config import load_config
 from hamq.training.trainer import train_run
 from quant_layers import calibrated_conv
+from test_sparsity_training import LAYERS
+from test_sparsity_training import TINY as PRUNED_TINY
 
 
 def objective(w: np.ndarray, v: np.ndarray, s: np.ndarray, threshold: float) -> float:
@@ -134,15 +136,7 @@ def test_proximal_settles_at_zero_where_the_gradient_term_oscillates() -> None:
     assert _train_steps("gradient") > 0.1  # momentum keeps carrying them past 0
 
 
-LAYERS = {"features.0": (16, 1, 3, 3), "features.3": (32, 16, 3, 3), "classifier": (10, 32)}
-TINY = [
-    "train.float_epochs=1",
-    "train.qat_epochs=3",
-    "sparsity.sparsity=0.5",
-    "sparsity.lambda=0.5",
-    "sparsity.finetune_epochs=2",
-    "sparsity.update=proximal",
-]
+TINY = [*PRUNED_TINY, "sparsity.update=proximal"]
 
 
 def test_proximal_run_trains_and_resumes_to_the_same_record(tmp_path: Path) -> None:
