@@ -218,3 +218,24 @@ def test_a_pruned_run_without_regularizer_is_a_method_not_a_baseline(rows: list[
     assert "prune-0.5" in format_seed_table(summary)
     base = next(s for s in summary if s["setting"] == "w8-baseline")
     assert not base["pruned"] and "accuracy_delta_test" not in base
+
+
+def test_an_extra_run_without_a_regularizer_is_compared_not_the_reference() -> None:
+    def row(name: str, acc: float, cells: int, reg: str = "none", status: str = "ok") -> dict:
+        return {"name": name, "status": status, "w_bits": 8, "seed": 0, "regularizer": reg,
+                "pruned": False, "accuracy": acc, "cells_on": cells,
+                "e_cb_j": cells * 1e-9}  # fmt: skip
+
+    # The grid lists its baseline first; `rc64` is an extra run with no regularizer after it.
+    rows = [row("w8-baseline", 0.875, 100), row("w8-hamming-2", 0.86, 40, "hamming"),
+            row("w8-rc64", 0.87, 80)]  # fmt: skip
+    add_reductions(rows)
+    assert rows[1]["accuracy_delta_pp"] == pytest.approx(-1.5)
+    assert rows[1]["e_cb_reduction"] == pytest.approx(0.6)
+    assert rows[2]["accuracy_delta_pp"] == pytest.approx(-0.5)  # compared with the baseline
+    assert rows[0]["accuracy_delta_pp"] == pytest.approx(0.0)
+    # A grid baseline that did not finish leaves nothing to compare with.
+    rows = [row("w8-baseline", 0.0, 0, status="failed"), row("w8-rc64", 0.87, 80),
+            row("w8-hamming-2", 0.86, 40, "hamming")]  # fmt: skip
+    add_reductions(rows)
+    assert not any("accuracy_delta_pp" in r for r in rows)

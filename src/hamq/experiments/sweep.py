@@ -550,16 +550,18 @@ def _total_hw_hist(record: dict[str, Any]) -> list[int]:
 
 
 def add_reductions(rows: list[dict[str, Any]]) -> None:
-    """Add reductions and accuracy change against the baseline of the same bits and seed
-    (no regularizer, no pruning mask)."""
-    bases = {
-        (r.get("w_bits"), r.get("seed")): r
-        for r in rows
-        if r.get("regularizer") == "none" and not r.get("pruned") and r.get("status") == "ok"
-    }
+    """Add reductions and accuracy change against the baseline of the same bits and seed:
+    the first run of that bits and seed with no regularizer and no pruning mask, which is
+    the grid's own baseline (runs are listed baselines first). An extra run without a
+    regularizer (another range code, a longer schedule) is compared with it, never used
+    as the reference; when the grid's baseline did not finish, nothing is compared."""
+    bases: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in rows:
+        if r.get("regularizer") == "none" and not r.get("pruned"):
+            bases.setdefault((r.get("w_bits"), r.get("seed")), r)
     for r in rows:
         b = bases.get((r.get("w_bits"), r.get("seed")))
-        if b is None or r.get("status") != "ok":
+        if b is None or b.get("status") != "ok" or r.get("status") != "ok":
             continue
         r["accuracy_delta_pp"] = 100 * (r["accuracy"] - b["accuracy"])
         r["cells_on_reduction"] = 1 - r["cells_on"] / b["cells_on"]
