@@ -1,5 +1,5 @@
-"""What speeds up float training of ResNet-20 on this CPU (issue 11, part 5): memory format
-and ``torch.compile``, as ratios taken in one run.
+"""What speeds up float training of ResNet-20 on this CPU (issue 11, part 5): memory format,
+bfloat16 autocast and ``torch.compile``, as ratios taken in one run.
 
     python benchmarks/bench_cpu_training.py [--threads 2] [--batch 256] [--steps 10]
 
@@ -11,7 +11,9 @@ every variant alike; the figure is the median wall time per step after warm-up (
 compiled variant's compilation is in its warm-up and reported apart).
 
 Variants: ``eager`` (contiguous NCHW), ``channels_last`` (NHWC model and inputs),
-``compiled`` (``torch.compile`` of the eager model), ``compiled+channels_last``.
+``channels_last+bf16`` (that, under ``torch.autocast("cpu", torch.bfloat16)``, as
+``train.amp`` does; it needs a CPU with AVX512-BF16 or AMX to be fast), ``compiled``
+(``torch.compile`` of the eager model), ``compiled+channels_last``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ def make(variant: str, base: torch.nn.Module) -> tuple[torch.nn.Module, torch.op
     return model, opt
 
 
-def step(model, opt, x, y, channels_last: bool) -> None:
+def step(model, opt, x, y, channels_last: bool, bf16: bool = False) -> None:
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    loss = F.cross_entropy(model(x), y, label_smoothing=0.2)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.2)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -61,7 +64,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (args.batch,), generator=gen)
-    names = ["eager", "channels_last"]
+    names = ["eager", "channels_last", "channels_last+bf16"]
     if not args.no_compile:
         names += ["compiled", "compiled+channels_last"]
     variants = {n: make(n, base) for n in names}
@@ -69,7 +72,7 @@ def main() -> None:
     for n, (m, o) in variants.items():
         t0 = time.perf_counter()
         for _ in range(2):
-            step(m, o, x, y, "channels_last" in n)
+            step(m, o, x, y, "channels_last" in n, "bf16" in n)
         warm_s[n] = time.perf_counter() - t0
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.steps):
@@ -77,7 +80,7 @@ def main() -> None:
         for n in order:
             m, o = variants[n]
             t0 = time.perf_counter()
-            step(m, o, x, y, "channels_last" in n)
+            step(m, o, x, y, "channels_last" in n, "bf16" in n)
             times[n].append(time.perf_counter() - t0)
     med = {n: statistics.median(t) for n, t in times.items()}
     out = {

@@ -34,6 +34,14 @@ class RegularizerConfig(Section):
         cost table before interpolation; 0 = the exact table (see surrogates.smooth_table).
     slope: for ``envelope``: cost (ON bits) of moving a weight one integer unit; smaller
         leaves fewer and cheaper codes to settle on (see surrogates.envelope_table).
+    activity: for ``energy``: which row activity multiplies the row energies.
+        ``measured`` (the default): a running average of each row's activity, measured on
+        training batches and held constant in the penalty, so only the weights are
+        trained against E_cb. ``batch``: each training batch's own input codes, through
+        the lower envelope (at ``slope`` input bits per integer unit) of their exact
+        activity (popcount for bit-serial inputs): the penalty is that batch's E_cb, and
+        its gradient reaches the layer inputs too, so the network is trained to drive
+        fewer rows as well as to store cheaper cells (``regularizers/energy.py``).
     """
 
     name: str = "none"
@@ -41,6 +49,7 @@ class RegularizerConfig(Section):
     surrogate: Literal["interp", "envelope", "sin"] = "envelope"
     smooth: float = Field(4.0, ge=0, le=64)
     slope: float = Field(0.1, gt=0, le=8)
+    activity: Literal["measured", "batch"] = "measured"
 
     @model_validator(mode="after")
     def _fields_used(self) -> RegularizerConfig:
@@ -64,6 +73,11 @@ class RegularizerConfig(Section):
             raise ValueError(
                 "regularizer.slope is used by surrogate envelope (the default) only, "
                 f"not {self.surrogate}"
+            )
+        if self.activity != "measured" and self.name != "energy":
+            raise ValueError(
+                f"regularizer.activity is used by energy only, not {self.name}; drop it or "
+                f"set regularizer.name=energy"
             )
         if self.smooth != 4.0 and self.surrogate != "interp":
             raise ValueError(

@@ -33,6 +33,26 @@ equals it at its attractor codes, so at integer weights the surrogate E_cb is at
 exact one, and equal when every weight sits on an attractor.
 Activity is measured on one training batch in ``MEASURE_EVERY``.
 
+**Batch activity** (``regularizer.activity: batch``). E_cb is bilinear in what the rows
+are driven with and what the cells store, and the measured mode trains only the second
+factor. With ``batch`` the hooks keep each layer's continuous input codes
+``u = clamp(x / step, lo, hi)`` (with gradient) from the training forward, and the penalty
+is that batch's E_cb per inference::
+
+    m[i]   = A_s(|u[i]|) summed over the batch          surrogate activity of input i
+    a[r]   = row_activity(m) / B                         (the same pure function)
+    E_cb  ~= sum_layers e_cb_pj(a, rowE * kept)
+
+``A_s`` is the lower envelope (``surrogates.envelope_table``, at ``regularizer.slope``
+input bits per integer unit) of the exact activity table of the layer's input schedule
+(``energy.activity_table``: popcount of the code for bit-serial inputs), interpolated, so
+the gradient pulls each input toward the nearest code that drives fewer rows, weighted by
+the energy of the rows it drives; ``kept`` zeroes the rows an index-free (row-pruned)
+layout does not store, whose inputs cost nothing. :meth:`estimate_pj` rounds ``u`` and
+uses the exact tables: the exact data-mode E_cb of the last training batch. The
+normalizer ``E_unit`` is fixed at the first batch (a buffer, restored on resume), so the
+penalty falls as the activity does instead of being renormalized away.
+
 **Normalization.** The penalty is ``E_cb / E_unit``, with the detached constant
 ``E_unit = e_bit_pj * sum_layers sum_r a[r] * N / n_layers``; ``e_bit_pj =
 (e_cell_pj[top] - e_cell_pj[0]) / cell_bits`` (times the devices per cell, as every
@@ -53,6 +73,7 @@ from torch import nn
 from hamq.errors import HamqError
 from hamq.hardware.energy import (
     InputSchedule,
+    activity_table,
     e_cb_pj,
     input_activity,
     input_schedule,
@@ -62,7 +83,7 @@ from hamq.hardware.energy import (
 from hamq.hardware.mapping import cell_energy_table, conv_geometry, row_sums
 from hamq.hardware.spec import HardwareSpec
 from hamq.quantization.convert import quantized_layers
-from hamq.quantization.modules import QuantConv2d, QuantLayer
+from hamq.quantization.modules import ActQuantizer, QuantConv2d, QuantLayer
 from hamq.regularizers.base import Regularizer, RegularizerConfig, register
 from hamq.regularizers.hamming import hold_range
 from hamq.regularizers.surrogates import interp_cost, penalty_table
@@ -88,6 +109,11 @@ class EnergyRegularizer(Regularizer):
         self._names: dict[str, str] = {}
         self._calls: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.batch_activity = cfg.activity == "batch"
+        # activity: batch: each layer's continuous input codes of the last training forward
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._act_tables: dict[tuple[InputSchedule, torch.device, bool], torch.Tensor] = {}
+        self.register_buffer("e_unit_pj", torch.tensor(0.0))  # 0: not yet fixed
 
     def attach(self, model: nn.Module) -> None:
         """Create one activity buffer per quantized layer and the hooks that measure it."""
@@ -103,7 +129,18 @@ class EnergyRegularizer(Regularizer):
             self.register_buffer(buf, torch.ones(shape, device=layer.weight.device))
             self.register_buffer(f"{buf}_measured", torch.tensor(False))
             self._names[name] = buf
-            self._handles.append(layer.register_forward_pre_hook(self._measure_hook(buf)))
+            if self.batch_activity:  # after the quantizer's forward: the step it used
+                hook = layer.input_quant.register_forward_hook(self._input_hook(buf))
+            else:
+                hook = layer.register_forward_pre_hook(self._measure_hook(buf))
+            self._handles.append(hook)
+
+    def _input_hook(self, buf: str) -> Callable[..., None]:
+        def hook(quant: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+            if quant.training:
+                self._inputs[buf] = self.continuous_codes(quant, args[0])  # type: ignore[arg-type]
+
+        return hook
 
     def _measure_hook(self, buf: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -119,6 +156,47 @@ class EnergyRegularizer(Regularizer):
     def _schedule(self, layer: QuantLayer) -> InputSchedule:
         q = layer.input_quant
         return input_schedule(q.bits, bool(q.signed), self.hw.input.bits_per_cycle)
+
+    @staticmethod
+    def continuous_codes(q: ActQuantizer, x: torch.Tensor) -> torch.Tensor:
+        """``clamp(x / step, lo, hi)`` of a layer's input, with gradient, at the step the
+        quantizer ``q`` has just used (rounded, the codes the rows are driven with)."""
+        lo, hi = q.int_range
+        return torch.clamp(x / q.scale(), lo, hi)
+
+    def _activity_table(
+        self, schedule: InputSchedule, device: torch.device, training: bool
+    ) -> torch.Tensor:
+        """Read activity of every code ``-(2**m - 1) .. 2**m - 1`` (symmetric in the sign,
+        the layout ``interp_cost`` indexes): exact, or (``training``) its lower envelope."""
+        key = (schedule, device, training)
+        if key not in self._act_tables:
+            table = activity_table(schedule)[0]
+            if training:
+                table = penalty_table(table, "envelope", self.sigma, self.slope)
+            both = torch.cat((table.flip(0)[:-1], table))
+            self._act_tables[key] = both.to(device=device, dtype=torch.float32)
+        return self._act_tables[key]
+
+    def _batch_row_activity(
+        self, name: str, layer: QuantLayer, training: bool
+    ) -> tuple[torch.Tensor, int]:
+        """(row activity per inference ``(groups, K)``, batch size) of the last training
+        batch: differentiable in the inputs (``training``) or exact."""
+        buf = self._names[name]
+        u = self._inputs.get(buf)
+        if u is None:
+            raise HamqError(
+                "the energy regularizer (activity: batch) has no inputs of layer "
+                f"'{name}': call it after a training-mode forward of the model"
+            )
+        table = self._activity_table(self._schedule(layer), u.device, training)
+        if training:
+            per_input = interp_cost(u, table)
+        else:
+            per_input = table[(u.detach().round() + (table.numel() - 1) // 2).long()]
+        rows = row_activity(per_input.sum(0), conv_geometry(layer), _groups(layer))
+        return rows / u.shape[0], u.shape[0]
 
     @torch.no_grad()
     def measure(self, layer: QuantLayer, buf: str, x: torch.Tensor) -> None:
@@ -166,7 +244,11 @@ class EnergyRegularizer(Regularizer):
             if training:
                 cost = hold_range(cost, t, layer.range_code)
             row_e_pj = row_sums(cost, _groups(layer))  # (groups, K)
-            act = getattr(self, self._names[name]).reshape(row_e_pj.shape)
+            if self.batch_activity:
+                act, _ = self._batch_row_activity(name, layer, training)
+                row_e_pj = row_e_pj * _kept_rows(layer, row_e_pj)
+            else:
+                act = getattr(self, self._names[name]).reshape(row_e_pj.shape)
             weights_per_row = cost.shape[0] // row_e_pj.shape[0]
             terms.append((e_cb_pj(act, row_e_pj), act.sum() * weights_per_row))
         return terms
@@ -189,8 +271,22 @@ class EnergyRegularizer(Regularizer):
         e_pj = torch.stack([e for e, _ in terms]).sum()
         weight_rows = torch.stack([n for _, n in terms]).sum().detach()
         e_unit = self._e_bit_pj() * weight_rows.clamp_min(1e-12) / len(terms)
+        if self.batch_activity:
+            if float(self.e_unit_pj) == 0.0:  # fixed at the first batch
+                self.e_unit_pj.copy_(e_unit.to(self.e_unit_pj))
+            e_unit = self.e_unit_pj
         return e_pj / e_unit
 
 
 def _groups(layer: QuantLayer) -> int:
     return layer.groups if isinstance(layer, QuantConv2d) else 1
+
+
+def _kept_rows(layer: QuantLayer, like: torch.Tensor) -> torch.Tensor:
+    """1 on the rows the layer's layout stores, 0 on those an index-free (row-pruned)
+    layout leaves out; ``like``'s shape ``(groups, K)``, dtype and device."""
+    keep = torch.ones_like(like).detach()
+    if layer.row_layout is not None:
+        keep.zero_()
+        keep[:, layer.row_layout.rows.to(like.device)] = 1
+    return keep

@@ -82,8 +82,13 @@ class TrainSection(Section):
     warmup_epochs: linear warm-up at the start of the float stage.
     label_smoothing: cross-entropy label smoothing.
     device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-    amp: bfloat16 autocast on CUDA (with device ``cpu`` it is an error; with ``auto`` on a
-        machine without CUDA it is off).
+    amp: bfloat16 autocast of the training forwards, on CUDA or the CPU (on a CPU with
+        AVX512-BF16 a ResNet-20 float step is 1.47x faster than float32, BENCHMARKS.md;
+        on a CPU without it, much slower). Evaluation always runs in float32.
+    amp_qat: whether the QAT stage runs under that autocast too (with ``amp``). false keeps
+        QAT in float32, so that its fake-quantized forward is exactly the integer path the
+        crossbar simulation computes: bfloat16 holds 8 significant bits, so an 8-bit
+        input code divided by its step could round to the neighbouring code.
     channels_last: train conv nets in the NHWC memory format (CPU and CUDA).
     init_from: float weights to start from: a run folder (its ``float.safetensors``, saved
         by every run at the end of its float stage) or such a file. With float_epochs = 0
@@ -111,6 +116,7 @@ class TrainSection(Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = False
+    amp_qat: bool = True
     channels_last: bool = False
     init_from: str | None = None
     select: Literal["best_val", "last"] = "best_val"
@@ -123,8 +129,11 @@ class TrainSection(Section):
                 f"train.select_from = {self.select_from}: must be below train.qat_epochs = "
                 f"{self.qat_epochs} (it is the first QAT epoch selection may keep)"
             )
-        if self.amp and self.device == "cpu":
-            raise ValueError("train.amp = true needs CUDA; set train.device to auto or cuda")
+        if not self.amp and not self.amp_qat:
+            raise ValueError(
+                "train.amp_qat = false only matters with train.amp = true (it keeps QAT in "
+                "float32 under a bfloat16 float stage); set train.amp = true or drop amp_qat"
+            )
         return self
 
     @property

@@ -346,7 +346,7 @@ def train_epoch(
     gen = epoch_generator(cfg.seed, epoch, device)
     sums = {"loss": 0.0, "ce": 0.0, "reg": 0.0}
     n = 0
-    use_amp = t.amp and device.type == "cuda"
+    use_amp = t.amp and (state.stage == "float" or t.amp_qat)
     for i, (x, y) in enumerate(data.train_batches(cfg.data.batch_size, gen)):
         step = (epoch - stage_start) * steps_per_epoch + i
         lr = lr_at(step, total_steps, base_lr, t.schedule, warmup)
