@@ -71,7 +71,8 @@ def test_golden_2x2_one_bit_cells(rep: str) -> None:
     Tiles: 1 row tile (K = 2 <= 4) x ceil(cols / 4) column tiles; utilization =
     2 * cols / (tiles * 16). Cycles: 4 columns per array / col_mux 2 = 2 ADCs, so
     ceil(min(cols, 4) / 2) = 2 mux steps per input cycle: 2 input cycles x 2 = 4.
-    MACs = 2 * 2 = 4."""
+    MACs = 2 * 2 = 4. Row activity: row 0 reads 3 = 0b11 (2 bits), row 1 reads 1 (1 bit),
+    one vector: a mean of (2 + 1) / 2 = 1.5 bits per row and vector."""
     e_cb_pj, cols = GOLDEN_2X2[rep]
     layer = linear_layer([[1, -1], [3, 0]], w_bits=3, a_bits=2, a_signed=False)
     r = layer_energy(layer, torch.tensor([[3, 1]]), hw_spec(rep, 1, [0.1, 1.0]))
@@ -85,6 +86,7 @@ def test_golden_2x2_one_bit_cells(rep: str) -> None:
     assert r.cycles == 4
     assert r.latency_s == pytest.approx(4 * 10e-9)
     assert r.macs == 4
+    assert r.row_activity_mean == 1.5
 
 
 def test_golden_2x2_skip_zero_and_periphery() -> None:

@@ -469,6 +469,11 @@ class LayerEnergy:
     ``ceil(log2 K)``-bit row index per stored row), which the LFSR replaces;
     lfsr_clocks: register clocks per inference (one regeneration of the stored rows'
     addresses per input vector); e_lfsr_j: their energy (included in ``e_periph_j``).
+
+    row_activity_mean: mean read activity of a stored row per input vector, summed over
+    its cycles: for bit-serial inputs the mean number of 1 bits of the input codes the
+    rows read (0 .. input bits). E_cb is this times the rows' mean read energy, times
+    rows and vectors: the input side of E_cb, which the weights do not change.
     """
 
     name: str
@@ -499,6 +504,7 @@ class LayerEnergy:
     csr_index_bits: int = 0
     lfsr_clocks: float = 0.0
     e_lfsr_j: float = 0.0
+    row_activity_mean: float = 0.0
 
     @property
     def e_total_j(self) -> float:
@@ -579,6 +585,9 @@ def layer_cost(
         **_layout_figures(mapping, skip_empty),
         lfsr_clocks=lfsr_clocks,
         e_lfsr_j=e_lfsr_pj * PJ,
+        row_activity_mean=float(sums.row_activity.sum())
+        / n
+        / max(1e-12, vectors * mapping.groups * mapping.rows),
     )
 
 
