@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -41,9 +42,20 @@ HAMQ_LOSS_PP = 1.0  # ... at no more than this loss
 PAPER = (0.54, 1.5)  # the HamQ paper's ResNet-18 point: -54% E_cb at -1.5 pp
 
 
-def sparsity_of(row: dict[str, Any]) -> float:
-    m = re.search(r"(?:^| )sparsity\.sparsity=([0-9.]+)", row.get("overrides", ""))
-    return float(m.group(1)) if (m and row.get("pruned")) else 0.0
+def sparsity_of(row: dict[str, Any], run_dir: Path | None = None) -> float:
+    """The fraction of the quantized layers' weights the run pruned: from its ``run.json``
+    (the masks' kept counts over every layer's weights, so per-layer sparsities count
+    as trained), else the ``sparsity.sparsity`` override; 0 for a dense run."""
+    if not row.get("pruned"):
+        return 0.0
+    try:
+        record = json.loads((run_dir / "run.json").read_text()) if run_dir else {}
+        total = sum(int(x["weights"]) for x in record["layers"])
+        pruned = sum(math.prod(m["shape"]) - int(m["kept"]) for m in record["masks"])
+        return pruned / total
+    except (OSError, ValueError, KeyError, TypeError):
+        m = re.search(r"(?:^| )sparsity\.sparsity=([0-9.]+)", row.get("overrides", ""))
+        return float(m.group(1)) if m else 0.0
 
 
 def qat_epochs_of(run_dir: Path) -> int | None:
@@ -79,7 +91,7 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if family_of(r) == "baseline":
             bases.setdefault(r["qat_epochs"], r)
     for r in ok:
-        r["family"], r["sparsity"] = family_of(r), sparsity_of(r)
+        r["family"], r["sparsity"] = family_of(r), sparsity_of(r, folder / r["name"])
         # against the baseline trained on the same QAT schedule, when the sweep has one
         base = bases.get(r["qat_epochs"], first)
         r["other_schedule"] = r["qat_epochs"] != base["qat_epochs"]
