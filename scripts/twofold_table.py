@@ -69,8 +69,13 @@ def qat_epochs_of(run_dir: Path) -> int | None:
 
 
 def family_of(row: dict[str, Any]) -> str:
+    """The row's family; ``energy`` with ``regularizer.activity=batch`` (trained on the
+    inputs too) is marked ``(batch)``."""
     key = (row.get("regularizer", "none"), bool(row.get("pruned")))
-    return FAMILIES.get(key, f"{key[0]}{' + prune' if key[1] else ''}")
+    name = FAMILIES.get(key, f"{key[0]}{' + prune' if key[1] else ''}")
+    if "regularizer.activity=batch" in row.get("overrides", "").split():
+        name += " (batch)"
+    return name
 
 
 def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -104,7 +109,8 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         r.update(mapped_counts(folder / r["name"]))
     base = first
     order = list(dict.fromkeys(FAMILIES.values()))
-    ok.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else 99,
+    ok.sort(key=lambda r: (order.index(r["family"].removesuffix(" (batch)"))
+                           if r["family"].removesuffix(" (batch)") in order else 99,
                            r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip
     return base, ok
 

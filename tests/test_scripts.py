@@ -102,7 +102,8 @@ def test_twofold_table_counts_per_layer_sparsity_from_the_run(tmp_path: Path, ca
     fraction of all quantized weights its masks removed: (100 - 40) + (300 - 60) of
     100 + 300 + 600 weights = 30%."""
     rows = [_row("w8-baseline", "none", 0.90, 100e3, 120e3),
-            {**_row("w8-tiles", "energy", 0.89, 20e3, 30e3), "pruned": True}]  # fmt: skip
+            {**_row("w8-tiles", "energy", 0.89, 20e3, 30e3), "pruned": True,
+             "overrides": "regularizer.activity=batch"}]  # fmt: skip
     (tmp_path / "results.json").write_text(json.dumps(rows))
     record = {
         "layers": [{"weights": 100}, {"weights": 300}, {"weights": 600}],
@@ -112,7 +113,7 @@ def test_twofold_table_counts_per_layer_sparsity_from_the_run(tmp_path: Path, ca
     (tmp_path / "w8-tiles" / "run.json").write_text(json.dumps(record))
     assert load_script("twofold_table").main([str(tmp_path)]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "w8-tiles" in ln)
-    assert line.startswith("| twofold + energy | 30% |")
+    assert line.startswith("| twofold + energy (batch) | 30% |")
 
 
 def test_twofold_table_compares_a_longer_schedule_with_its_own_baseline(
