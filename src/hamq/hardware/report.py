@@ -85,14 +85,15 @@ class EnergyReport:
         uj = 1e6
         head = (
             f"{'layer':<24} {'rows':>5} {'cols':>5} {'grp':>4} {'tiles':>5} {'util':>6} "
-            f"{'on':>6} {'adc':>3} {'E_cb uJ':>10} {'E_adc uJ':>10} {'E_cb&AD uJ':>11} "
+            f"{'on':>6} {'in':>4} {'adc':>3} {'E_cb uJ':>10} {'E_adc uJ':>10} {'E_cb&AD uJ':>11} "
             f"{'E_per uJ':>9} {'cycles':>10}"
         )
         lines = [head, "-" * len(head)]
         for r in self.layers:
             lines.append(
                 f"{r.name[-24:]:<24} {r.rows:>5} {r.cols:>5} {r.groups:>4} {r.tiles:>5} "
-                f"{r.utilization:>6.1%} {r.on_fraction:>6.1%} {r.adc_bits:>3} "
+                f"{r.utilization:>6.1%} {r.on_fraction:>6.1%} {r.row_activity_mean:>4.2f} "
+                f"{r.adc_bits:>3} "
                 f"{r.e_cb_j * uj:>10.4g} {r.e_adc_j * uj:>10.4g} "
                 f"{(r.e_cb_j + r.e_adc_j) * uj:>11.4g} "
                 f"{r.e_periph_j * uj:>9.3g} {r.cycles:>10.4g}"
@@ -113,7 +114,8 @@ class EnergyReport:
             f"  E_total  {t['e_total_j'] * uj:.4g} uJ",
             f"  cycles {t['cycles']:.4g}, latency {t['latency_s'] * 1e6:.4g} us, "
             f"MACs {t['macs']:.4g}, {t['tops_per_w']:.4g} TOPS/W, {int(t['tiles'])} tiles "
-            f"({int(t['mapped_cols'])} columns mapped); 'adc': each layer's ADC bits",
+            f"({int(t['mapped_cols'])} columns mapped); 'adc': each layer's ADC bits; "
+            f"'in': the 1 bits a stored row reads per input vector (row_activity_mean)",
         ]
         index_free = self.index_free_lines()
         if index_free:
