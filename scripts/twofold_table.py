@@ -6,8 +6,9 @@ gains (baseline energy / run energy), then the issue's targets checked on those 
     python scripts/twofold_table.py runs/twofold-cifar-r20
 
 Reads only what the sweep wrote; a sweep still running gives the table of its finished runs.
-A run is compared with a finished baseline trained for as many QAT epochs (each run's
-``config.yaml``), else with the sweep's first baseline, and marked † then.
+A run is compared with a finished baseline trained on the same QAT schedule (as many QAT
+epochs, the same distillation weight; each run's ``config.yaml``), else with the sweep's
+first baseline, and marked † then.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ def sparsity_of(row: dict[str, Any], run_dir: Path | None = None) -> float:
         return float(m.group(1)) if m else 0.0
 
 
-def qat_epochs_of(run_dir: Path) -> int | None:
-    """``train.qat_epochs`` of the run as it trained (its ``config.yaml``); None when the
-    folder holds no readable config."""
+def qat_epochs_of(run_dir: Path) -> tuple[int, float] | None:
+    """The run's QAT schedule as it trained (its ``config.yaml``): ``train.qat_epochs``
+    and ``train.distill`` (0 when absent); None when the folder holds no readable config."""
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return int(cfg["train"]["qat_epochs"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return int(cfg["train"]["qat_epochs"]), float(cfg["train"].get("distill", 0.0))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -91,7 +92,7 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise HamqError(f"'{path}' has no finished baseline run with energies")
     for r in ok:
         r["qat_epochs"] = qat_epochs_of(folder / r["name"])
-    bases: dict[int | None, dict[str, Any]] = {}
+    bases: dict[tuple[int, float] | None, dict[str, Any]] = {}
     for r in ok:
         if family_of(r) == "baseline":
             bases.setdefault(r["qat_epochs"], r)

@@ -141,6 +141,25 @@ def test_twofold_table_compares_a_longer_schedule_with_its_own_baseline(
     assert "† trained on another QAT schedule" in out
 
 
+def test_twofold_table_pairs_distilled_runs_with_the_distilled_baseline(
+    tmp_path: Path, capsys
+) -> None:
+    rows = [
+        _row("w8-baseline", "none", 0.90, 100e3, 120e3),
+        _row("w8-baseline-kd", "none", 0.91, 100e3, 120e3),
+        _row("w8-hamming-kd", "hamming", 0.90, 50e3, 60e3),  # -1 pp against its own
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    for name, kd in [("w8-baseline", None), ("w8-baseline-kd", 0.5), ("w8-hamming-kd", 0.5)]:
+        (tmp_path / name).mkdir()
+        extra = "" if kd is None else f"\n  distill: {kd}"
+        (tmp_path / name / "config.yaml").write_text(f"train:\n  qat_epochs: 4{extra}\n")
+    assert load_script("twofold_table").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split("|")[4].strip(): ln for ln in out.splitlines() if ln.startswith("| ")}
+    assert "| -1.00 |" in lines["w8-hamming-kd"]
+
+
 def test_twofold_table_without_a_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "results.json").write_text(json.dumps([_row("w8-l1", "l1", 0.9, 1.0, 1.0)]))
     assert load_script("twofold_table").main([str(tmp_path)]) == 2

@@ -98,6 +98,12 @@ class TrainSection(Section):
     select: which QAT epoch's weights the run keeps and reports: ``best_val`` (highest
         validation accuracy; on a tie the later epoch, whose regularizer has acted longer)
         or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
+    distill: weight of knowledge distillation in the QAT loss, in [0, 1): ``(1 - distill)
+        * CE + distill * T**2 * KL(teacher || student)`` at temperature
+        ``distill_temperature``; the teacher is the float model the QAT stage starts from
+        (this run's float stage, or ``init_from``'s float weights), frozen. 0 = off.
+        (``training/distill.py``)
+    distill_temperature: the softmax temperature T of that term (> 0).
     select_from: the first QAT epoch (0-based) ``best_val`` may keep. A regularizer needs
         epochs to act; on a small validation split an early epoch can win by noise and
         undo it (DS-CNN/KWS, HamQ: epoch 0 kept on one fold of three, with twice the ON
@@ -121,9 +127,21 @@ class TrainSection(Section):
     init_from: str | None = None
     select: Literal["best_val", "last"] = "best_val"
     select_from: int = Field(0, ge=0, le=MAX_EPOCHS)
+    distill: float = Field(0.0, ge=0, lt=1)
+    distill_temperature: float = Field(4.0, gt=0, le=100)
 
     @model_validator(mode="after")
     def _init_from(self) -> TrainSection:
+        if self.distill == 0 and self.distill_temperature != 4.0:
+            raise ValueError(
+                "train.distill_temperature is set but train.distill is 0 (no distillation); "
+                "set train.distill above 0 or drop distill_temperature"
+            )
+        if self.distill > 0 and self.float_epochs == 0 and self.init_from is None:
+            raise ValueError(
+                f"train.distill = {self.distill} needs a float model to learn from: give "
+                f"train.float_epochs > 0 or train.init_from (QAT from scratch has none)"
+            )
         if self.select_from >= self.qat_epochs:
             raise ValueError(
                 f"train.select_from = {self.select_from}: must be below train.qat_epochs = "

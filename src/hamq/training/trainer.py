@@ -37,7 +37,7 @@ from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer
 from hamq.sparsity import phases as sparsity
-from hamq.training import analog
+from hamq.training import analog, distill
 from hamq.training import checkpoint as ckpt
 from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
 from hamq.training.config import TrainConfig
@@ -133,6 +133,7 @@ class RunState:
     # wall seconds of each epoch trained (train + validation), across resumed sessions; kept
     # out of ``history`` so that the record's non-timing part stays the same run to run
     epoch_wall_s: list[float] = field(default_factory=list)
+    teacher: nn.Module | None = None  # train.distill: the frozen float model of QAT
 
 
 def hardware_of(cfg: TrainConfig) -> HardwareSpec:
@@ -210,6 +211,18 @@ def _save_float(out: Path, state: RunState, cfg: TrainConfig, data: DataBundle) 
     if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
         meta["masks"] = masks
     ckpt.save_checkpoint(out / FLOAT, dict(state.model.state_dict()), meta)
+
+
+def _load_teacher(
+    state: RunState, cfg: TrainConfig, out: Path, data: DataBundle, device: torch.device
+) -> None:
+    """With ``train.distill``, once QAT runs: the float model it started from, frozen (this
+    run's ``float.safetensors``, or ``init_from``'s)."""
+    if cfg.train.distill == 0 or state.stage != "qat" or state.teacher is not None:
+        return
+    path = out / FLOAT if cfg.train.float_epochs > 0 else float_weights_path(cfg.train.init_from)
+    teacher = distill.load_teacher(build_run_model(cfg, data), path, device)
+    state.teacher = _memory_format(teacher, cfg)
 
 
 def _stage_wall_s(state: RunState, epochs: int) -> float | None:
@@ -345,6 +358,9 @@ def train_epoch(
     base_lr = t.stage_lr(state.stage)
     gen = epoch_generator(cfg.seed, epoch, device)
     sums = {"loss": 0.0, "ce": 0.0, "reg": 0.0}
+    teacher = state.teacher if state.stage == "qat" else None
+    if teacher is not None:
+        sums["kd"] = 0.0
     n = 0
     use_amp = t.amp and (state.stage == "float" or t.amp_qat)
     for i, (x, y) in enumerate(data.train_batches(cfg.data.batch_size, gen)):
@@ -355,9 +371,17 @@ def train_epoch(
         if t.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            ce = F.cross_entropy(model(x), y, label_smoothing=t.label_smoothing)
+            logits = model(x)
+            ce = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+        task = ce
+        if teacher is not None:  # (the teacher's precision does not touch the student's)
+            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=t.amp):
+                soft = teacher(x)
+            kd = distill.kd_loss(logits, soft, t.distill_temperature)
+            task = (1 - t.distill) * ce + t.distill * kd
+            sums["kd"] += float(kd.detach())
         reg = state.regularizer(model) if state.regularizer is not None else ce.new_zeros(())
-        loss = ce + reg
+        loss = task + reg
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -473,6 +497,7 @@ def train_run(
         epoch_started = time.perf_counter()
         sparsity.before_epoch(state.model, state.optimizer, cfg, epoch)
         analog.before_epoch(state.model, epoch)
+        _load_teacher(state, cfg, out, data, device)
         losses = train_epoch(state, cfg, data, epoch, device)
         val = evaluate(state.model, data, cfg.data.eval_batch_size, split="val")
         has_val = data.val_samples > 0
