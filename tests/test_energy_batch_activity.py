@@ -150,3 +150,14 @@ def test_errors() -> None:
     reg.attach(m)
     with pytest.raises(HamqError, match="after a training-mode forward"):
         reg(m)
+
+
+def test_measured_mode_state_dict_keeps_its_keys() -> None:
+    """Checkpoints of measured-mode runs written before batch activity existed still load:
+    the normalizer buffer exists in batch mode only."""
+    m, _ = model_and_data(5)
+    reg = build_regularizer(
+        RegularizerConfig(name="energy", **{"lambda": 1.0}), load_hardware("rram-2b-40nm")
+    )
+    reg.attach(m)
+    assert all(k.startswith("act_") for k in reg.state_dict())

@@ -113,7 +113,8 @@ class EnergyRegularizer(Regularizer):
         # activity: batch: each layer's continuous input codes of the last training forward
         self._inputs: dict[str, torch.Tensor] = {}
         self._act_tables: dict[tuple[InputSchedule, torch.device, bool], torch.Tensor] = {}
-        self.register_buffer("e_unit_pj", torch.tensor(0.0))  # 0: not yet fixed
+        if self.batch_activity:  # (measured-mode state dicts keep their old keys)
+            self.register_buffer("e_unit_pj", torch.tensor(0.0))  # 0: not yet fixed
 
     def attach(self, model: nn.Module) -> None:
         """Create one activity buffer per quantized layer and the hooks that measure it."""
