@@ -37,9 +37,9 @@ def test_kd_gradient_reaches_the_student_only() -> None:
     assert teacher.grad is None
 
 
-def _cfg(**train) -> TrainConfig:
+def _cfg(seed: int = 0, **train) -> TrainConfig:
     return TrainConfig.model_validate(
-        {"train": {"float_epochs": 1, "qat_epochs": 2, "device": "cpu", **train},
+        {"seed": seed, "train": {"float_epochs": 1, "qat_epochs": 2, "device": "cpu", **train},
          "data": {"train_limit": 256}}
     )  # fmt: skip
 
@@ -77,3 +77,47 @@ def test_bad_distill_configs_are_refused() -> None:
         _cfg(distill_temperature=2.0)
     with pytest.raises(pydantic.ValidationError, match="distill"):
         _cfg(distill=1.0)
+
+
+def _from(init: Path, **train) -> TrainConfig:
+    return _cfg(init_from=str(init), **train)
+
+
+def test_distilled_float_stage_learns_from_init_from(tmp_path: Path) -> None:
+    dense = tmp_path / "dense"
+    assert train_run(_cfg(), dense, progress=False) is not None
+    cfg = _from(dense, distill=0.5, distill_float=True)
+    record = train_run(cfg, tmp_path / "retrain", progress=False)
+    assert record is not None
+    assert all(math.isfinite(h["kd"]) and h["kd"] >= 0 for h in record["history"])
+    assert record["history"][0]["stage"] == "float"  # the float epoch was distilled too
+    out = tmp_path / "resumed"
+    assert train_run(cfg, out, stop_after=1, progress=False) is None  # after the float epoch
+    again = train_run(cfg, out, resume=True, progress=False)
+    assert again is not None and again["history"] == record["history"]
+
+
+def test_an_explicit_teacher_teaches_qat(tmp_path: Path) -> None:
+    dense = tmp_path / "dense"
+    assert train_run(_cfg(), dense, progress=False) is not None
+    own = train_run(_from(dense, float_epochs=0, distill=0.5), tmp_path / "own", progress=False)
+    other = tmp_path / "other"
+    assert train_run(_cfg(seed=1), other, progress=False) is not None
+    taught = train_run(
+        _from(dense, float_epochs=0, distill=0.5, teacher=str(other)), tmp_path / "t",
+        progress=False,
+    )  # fmt: skip
+    assert own is not None and taught is not None
+    # another teacher, another KD term from the first step on
+    assert own["history"][0]["kd"] != taught["history"][0]["kd"]
+
+
+def test_bad_teacher_configs_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"train\.teacher is set but"):
+        _cfg(teacher="x")
+    with pytest.raises(pydantic.ValidationError, match="distill_float is set but"):
+        _cfg(distill_float=True)
+    with pytest.raises(pydantic.ValidationError, match="needs a teacher for the float stage"):
+        _cfg(distill=0.5, distill_float=True)
+    with pytest.raises(pydantic.ValidationError, match="no float stage to distil in"):
+        _from(tmp_path, float_epochs=0, distill=0.5, distill_float=True)

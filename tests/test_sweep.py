@@ -155,19 +155,46 @@ def test_an_extra_run_keeps_its_own_float_stage(tmp_path: Path) -> None:
     first = str(tmp_path / "w8-baseline")
     retrain = run_config(sweep, runs["w8-retrain"]).train
     assert retrain.float_epochs == 3 and retrain.init_from == first
-    other = run_config(sweep, runs["w8-hamming-4"]).train
+    other = run_config(sweep, runs["w8-hamming-2-kd"]).train
     assert other.float_epochs == 0 and other.init_from == first
 
 
 def test_float_from_starts_qat_from_another_extra_runs_float_stage(tmp_path: Path) -> None:
     sweep = load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml")
-    src = next(r for r in sweep.extra if r.name == "rows-0.7-hamq-ft15")
+    src = next(r for r in sweep.extra if r.name == "rows-0.7-kd-ft15")
     sweep.extra.append(sweep.extra[0].model_copy(update={"name": "q", "float_from": src.name}))
     runs = sweep_runs(sweep, tmp_path)
     q = next(r for r in runs if r.name == "w8-q")
     cfg = run_config(sweep, q.overrides).train
-    assert cfg.init_from == str(tmp_path / "w8-rows-0.7-hamq-ft15") and cfg.float_epochs == 0
-    assert "w8-rows-0.7-hamq-ft15" in q.needs
+    assert cfg.init_from == str(tmp_path / "w8-rows-0.7-kd-ft15") and cfg.float_epochs == 0
+    assert "w8-rows-0.7-kd-ft15" in q.needs
+
+
+def test_teacher_from_names_the_run_whose_float_weights_teach(tmp_path: Path) -> None:
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml")
+    src = next(r for r in sweep.extra if r.name == "rows-0.7-kd-ft15")
+    extra = [
+        src.model_copy(update={"name": "q", "float_from": src.name, "teacher_from": "baseline",
+                               "set": [*src.set[:-1]]}),
+        src.model_copy(update={"name": "r", "teacher_from": src.name,
+                               "set": [*src.set[:-1], "train.float_epochs=2"]}),
+    ]  # fmt: skip
+    for run in extra:
+        sweep.extra.append(run)
+    runs = {r.name: r for r in sweep_runs(sweep, tmp_path)}
+    q = run_config(sweep, runs["w8-q"].overrides).train
+    assert q.teacher == str(tmp_path / "w8-baseline") and q.distill > 0
+    assert q.init_from == str(tmp_path / "w8-rows-0.7-kd-ft15")
+    r = run_config(sweep, runs["w8-r"].overrides).train
+    assert r.teacher == str(tmp_path / "w8-rows-0.7-kd-ft15")
+    assert "w8-rows-0.7-kd-ft15" in runs["w8-r"].needs
+
+
+def test_teacher_from_must_name_baseline_or_an_earlier_float_stage() -> None:
+    data = {"extra": [{"name": "hamming-4", "set": ["regularizer.name=hamming"]},
+                      {"name": "q", "teacher_from": "hamming-4"}]}  # fmt: skip
+    with pytest.raises(ValueError, match="neither 'baseline' nor an extra run"):
+        SweepConfig.model_validate(data)
 
 
 @pytest.mark.parametrize(
@@ -303,17 +330,17 @@ def test_only_selects_matching_runs_and_the_float_stages_they_start_from(
 ) -> None:
     runs = sweep_runs(load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml"), tmp_path)
     assert select_runs(runs) == {r.name for r in runs}
-    # pruning alone at 90% starts QAT from the 90% HamQ run's float retrain, which starts
+    # HamQ at 90% starts QAT from the 90% float retrain (pruning alone), which starts
     # from the baseline's float stage
-    assert select_runs(runs, ["w8-rows-0.9-ft15"]) == {
-        "w8-rows-0.9-ft15", "w8-rows-0.9-hamq-ft15", "w8-baseline"
+    assert select_runs(runs, ["w8-rows-0.9-hamq-kd-ft15"]) == {
+        "w8-rows-0.9-hamq-kd-ft15", "w8-rows-0.9-kd-ft15", "w8-baseline"
     }  # fmt: skip
     every_90 = select_runs(runs, ["w8-rows-0.9-*", "w8-baseline"])
     assert every_90 == {r.name for r in runs if "rows-0.9-" in r.name} | {"w8-baseline"}
     assert len(every_90) == 5
-    with pytest.raises(HamqError, match=r"--only 'w8-rows-0\.9-fft15' matches no run.*"
-                                        r"did you mean 'w8-rows-0\.9-ft15'"):  # fmt: skip
-        select_runs(runs, ["w8-rows-0.9-*", "w8-rows-0.9-fft15"])
+    with pytest.raises(HamqError, match=r"--only 'w8-rows-0\.9-kd-fft15' matches no run.*"
+                                        r"did you mean 'w8-rows-0\.9-kd-ft15'"):  # fmt: skip
+        select_runs(runs, ["w8-rows-0.9-*", "w8-rows-0.9-kd-fft15"])
 
 
 def test_only_trains_the_chosen_runs_and_reports_the_rest(

@@ -67,11 +67,16 @@ class ExtraRun(Section):
         ``train.float_epochs``) whose float weights this run starts QAT from, instead of
         the shared ones: several QAT runs then share, e.g., one float retrain of a pruned
         network (``sparsity.from_float``; the masks must agree, which the run checks).
+    teacher_from: ``baseline`` (the seed's first run, whose float stage the others share)
+        or an earlier extra run with a float stage of its own: its float weights teach this
+        run (``train.teacher``; the run needs ``train.distill`` above 0), e.g. the dense
+        float model for a pruned run.
     """
 
     name: str
     set: list[str] = Field(default_factory=list)
     float_from: str | None = None
+    teacher_from: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -157,9 +162,17 @@ class SweepConfig(Section):
         if dup_names:
             raise ValueError(f"extra names the run '{dup_names[0]}' twice; give each its own name")
         for i, run in enumerate(self.extra):
+            before = {r.name: r for r in self.extra[:i]}
+            if run.teacher_from is not None and run.teacher_from != "baseline":
+                src = before.get(run.teacher_from)
+                if src is None or not any(o.startswith("train.float_epochs=") for o in src.set):
+                    raise ValueError(
+                        f"extra run '{run.name}': teacher_from = '{run.teacher_from}' is "
+                        f"neither 'baseline' nor an extra run listed before it that trains a "
+                        f"float stage of its own{closest(run.teacher_from, before)}"
+                    )
             if run.float_from is None:
                 continue
-            before = {r.name: r for r in self.extra[:i]}
             src = before.get(run.float_from)
             if src is None:
                 raise ValueError(
@@ -202,6 +215,8 @@ def variants(sweep: SweepConfig, folder: Path | None = None) -> list[tuple[str, 
                 if run.float_from is not None and folder is not None:
                     source = folder / f"w{b}-{run.float_from}{sfx}"
                     own += [f"train.init_from={source}", "train.float_epochs=0"]
+                if run.teacher_from is not None and folder is not None:
+                    own += [f"train.teacher={folder / f'w{b}-{run.teacher_from}{sfx}'}"]
                 out.append((f"w{b}-{run.name}{sfx}", own))
         float_epochs = run_config(sweep, []).train.float_epochs
         if sweep.share_float and folder is not None and float_epochs > 0:
@@ -371,7 +386,11 @@ def sweep_runs(sweep: SweepConfig, out: Path) -> list[SweepRun]:
     named = variants(sweep, out)
     runs = []
     for name, overrides in named:
-        needs = tuple(n for n, _ in named if f"train.init_from={out / n}" in overrides)
+        needs = tuple(
+            n
+            for n, _ in named
+            if f"train.init_from={out / n}" in overrides or f"train.teacher={out / n}" in overrides
+        )
         runs.append(
             SweepRun(name, overrides, out / name, needs, _finished(sweep, overrides, out / name))
         )

@@ -104,6 +104,12 @@ class TrainSection(Section):
         (this run's float stage, or ``init_from``'s float weights), frozen. 0 = off.
         (``training/distill.py``)
     distill_temperature: the softmax temperature T of that term (> 0).
+    teacher: the float weights that teach instead (a run folder, its
+        ``float.safetensors``, or such a file), e.g. the dense float model for a pruned
+        network's QAT; null = the float model the stage starts from.
+    distill_float: distil in the float stage too (same weight and temperature), from
+        ``teacher`` or else ``init_from``'s float weights: a float retrain of a pruned
+        network (``sparsity.from_float``) then learns from the dense model it was cut from.
     select_from: the first QAT epoch (0-based) ``best_val`` may keep. A regularizer needs
         epochs to act; on a small validation split an early epoch can win by noise and
         undo it (DS-CNN/KWS, HamQ: epoch 0 kept on one fold of three, with twice the ON
@@ -129,6 +135,8 @@ class TrainSection(Section):
     select_from: int = Field(0, ge=0, le=MAX_EPOCHS)
     distill: float = Field(0.0, ge=0, lt=1)
     distill_temperature: float = Field(4.0, gt=0, le=100)
+    teacher: str | None = None
+    distill_float: bool = False
 
     @model_validator(mode="after")
     def _init_from(self) -> TrainSection:
@@ -137,7 +145,28 @@ class TrainSection(Section):
                 "train.distill_temperature is set but train.distill is 0 (no distillation); "
                 "set train.distill above 0 or drop distill_temperature"
             )
-        if self.distill > 0 and self.float_epochs == 0 and self.init_from is None:
+        if self.distill == 0 and (self.teacher is not None or self.distill_float):
+            what = "teacher" if self.teacher is not None else "distill_float"
+            raise ValueError(
+                f"train.{what} is set but train.distill is 0 (no distillation); set "
+                f"train.distill above 0 or drop {what}"
+            )
+        if self.distill_float and self.float_epochs == 0:
+            raise ValueError(
+                "train.distill_float with train.float_epochs = 0: there is no float stage to "
+                "distil in; drop distill_float or give float epochs"
+            )
+        if self.distill_float and self.teacher is None and self.init_from is None:
+            raise ValueError(
+                "train.distill_float needs a teacher for the float stage: give train.teacher "
+                "or train.init_from (a float stage from scratch has none)"
+            )
+        if (
+            self.distill > 0
+            and self.float_epochs == 0
+            and self.init_from is None
+            and (self.teacher is None)
+        ):
             raise ValueError(
                 f"train.distill = {self.distill} needs a float model to learn from: give "
                 f"train.float_epochs > 0 or train.init_from (QAT from scratch has none)"

@@ -133,7 +133,8 @@ class RunState:
     # wall seconds of each epoch trained (train + validation), across resumed sessions; kept
     # out of ``history`` so that the record's non-timing part stays the same run to run
     epoch_wall_s: list[float] = field(default_factory=list)
-    teacher: nn.Module | None = None  # train.distill: the frozen float model of QAT
+    teacher: nn.Module | None = None  # train.distill: the frozen float model that teaches
+    teacher_stage: str = ""  # the stage it was loaded for ("fixed": train.teacher, both)
 
 
 def hardware_of(cfg: TrainConfig) -> HardwareSpec:
@@ -216,13 +217,24 @@ def _save_float(out: Path, state: RunState, cfg: TrainConfig, data: DataBundle) 
 def _load_teacher(
     state: RunState, cfg: TrainConfig, out: Path, data: DataBundle, device: torch.device
 ) -> None:
-    """With ``train.distill``, once QAT runs: the float model it started from, frozen (this
-    run's ``float.safetensors``, or ``init_from``'s)."""
-    if cfg.train.distill == 0 or state.stage != "qat" or state.teacher is not None:
+    """With ``train.distill``: the frozen float model that teaches the stage about to train
+    (``train.teacher``; else in QAT the float weights it started from, this run's
+    ``float.safetensors`` or ``init_from``'s, and in a distilled float stage
+    ``init_from``'s). Loaded once per stage, again after a resume."""
+    t = cfg.train
+    if t.distill == 0 or (state.stage == "float" and not t.distill_float):
         return
-    path = out / FLOAT if cfg.train.float_epochs > 0 else float_weights_path(cfg.train.init_from)
+    if state.teacher is not None and state.teacher_stage in (state.stage, "fixed"):
+        return
+    if t.teacher is not None:
+        path, stage = float_weights_path(t.teacher), "fixed"
+    elif state.stage == "qat" and t.float_epochs > 0:
+        path, stage = out / FLOAT, state.stage
+    else:  # QAT from init_from's weights, or a float stage distilled from them
+        assert t.init_from is not None  # (TrainSection's validation)
+        path, stage = float_weights_path(t.init_from), state.stage
     teacher = distill.load_teacher(build_run_model(cfg, data), path, device)
-    state.teacher = _memory_format(teacher, cfg)
+    state.teacher, state.teacher_stage = _memory_format(teacher, cfg), stage
 
 
 def _stage_wall_s(state: RunState, epochs: int) -> float | None:
@@ -358,7 +370,7 @@ def train_epoch(
     base_lr = t.stage_lr(state.stage)
     gen = epoch_generator(cfg.seed, epoch, device)
     sums = {"loss": 0.0, "ce": 0.0, "reg": 0.0}
-    teacher = state.teacher if state.stage == "qat" else None
+    teacher = state.teacher if (state.stage == "qat" or t.distill_float) else None
     if teacher is not None:
         sums["kd"] = 0.0
     n = 0
