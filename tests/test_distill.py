@@ -12,6 +12,7 @@ import torch
 from scipy.special import softmax
 from scipy.stats import entropy
 
+from hamq.errors import HamqError
 from hamq.training.config import TrainConfig
 from hamq.training.distill import kd_loss
 from hamq.training.trainer import train_run
@@ -117,7 +118,7 @@ def test_bad_teacher_configs_are_refused(tmp_path: Path) -> None:
         _cfg(teacher="x")
     with pytest.raises(pydantic.ValidationError, match="distill_float is set but"):
         _cfg(distill_float=True)
-    with pytest.raises(pydantic.ValidationError, match="needs a teacher for the float stage"):
-        _cfg(distill=0.5, distill_float=True)
+    with pytest.raises(HamqError, match="needs a teacher for the float stage"):
+        train_run(_cfg(distill=0.5, distill_float=True), tmp_path / "x", progress=False)
     with pytest.raises(pydantic.ValidationError, match="no float stage to distil in"):
         _from(tmp_path, float_epochs=0, distill=0.5, distill_float=True)

@@ -156,11 +156,6 @@ class TrainSection(Section):
                 "train.distill_float with train.float_epochs = 0: there is no float stage to "
                 "distil in; drop distill_float or give float epochs"
             )
-        if self.distill_float and self.teacher is None and self.init_from is None:
-            raise ValueError(
-                "train.distill_float needs a teacher for the float stage: give train.teacher "
-                "or train.init_from (a float stage from scratch has none)"
-            )
         if (
             self.distill > 0
             and self.float_epochs == 0

@@ -230,9 +230,13 @@ def _load_teacher(
         path, stage = float_weights_path(t.teacher), "fixed"
     elif state.stage == "qat" and t.float_epochs > 0:
         path, stage = out / FLOAT, state.stage
-    else:  # QAT from init_from's weights, or a float stage distilled from them
-        assert t.init_from is not None  # (TrainSection's validation)
-        path, stage = float_weights_path(t.init_from), state.stage
+    elif t.init_from is not None:  # QAT from init_from's weights, or a float stage
+        path, stage = float_weights_path(t.init_from), state.stage  # distilled from them
+    else:  # (a sweep sets init_from only when it trains the run: checked here)
+        raise HamqError(
+            "train.distill_float needs a teacher for the float stage: give train.teacher or "
+            "train.init_from (a float stage from scratch has none)"
+        )
     teacher = distill.load_teacher(build_run_model(cfg, data), path, device)
     state.teacher, state.teacher_stage = _memory_format(teacher, cfg), stage
 
