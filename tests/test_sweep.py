@@ -173,11 +173,12 @@ def test_float_from_starts_qat_from_another_extra_runs_float_stage(tmp_path: Pat
 def test_teacher_from_names_the_run_whose_float_weights_teach(tmp_path: Path) -> None:
     sweep = load_sweep(REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml")
     src = next(r for r in sweep.extra if r.name == "rows-0.7-kd-ft15")
+    qat_only = [o for o in src.set if not o.startswith(("train.float_epochs", "train.distill_f"))]
     extra = [
         src.model_copy(update={"name": "q", "float_from": src.name, "teacher_from": "baseline",
-                               "set": [*src.set[:-1]]}),
+                               "set": qat_only}),
         src.model_copy(update={"name": "r", "teacher_from": src.name,
-                               "set": [*src.set[:-1], "train.float_epochs=2"]}),
+                               "set": [*qat_only, "train.float_epochs=2"]}),
     ]  # fmt: skip
     for run in extra:
         sweep.extra.append(run)
