@@ -72,6 +72,22 @@ def test_estimate_is_the_exact_e_cb_of_the_training_batch(preset: str, overrides
     assert float(reg.estimate_pj(m).detach()) * 1e-12 == pytest.approx(exact, rel=1e-6)
 
 
+def test_a_large_batch_is_priced_on_its_first_samples() -> None:
+    from hamq.regularizers.energy import BATCH_SAMPLES
+
+    m, _ = model_and_data(6)
+    x = torch.randn(BATCH_SAMPLES + 20, 3, 8, 8)
+    hw, reg = batch_energy()
+    reg.attach(m)
+    on_grid(m)
+    m.train()
+    with torch.no_grad():
+        m(x)
+    m.eval()
+    exact = estimate_energy(m, x[:BATCH_SAMPLES], hw).totals()["e_cb_j"]
+    assert float(reg.estimate_pj(m).detach()) * 1e-12 == pytest.approx(exact, rel=1e-6)
+
+
 def test_row_pruned_layers_count_only_their_stored_rows() -> None:
     m, x = model_and_data(1)
     attach_masks(m, resolve_masks(m, SparsityConfig(sparsity=0.5, granularity="row", seed=3)))

@@ -350,3 +350,21 @@ def test_unused_surrogate_options_are_refused_for_l1_but_stored_defaults_load() 
     for stored in ({"surrogate": "envelope"}, {"surrogate": "interp"}):
         cfg = RegularizerConfig(name="l1", **stored, smooth=4.0, slope=0.1)
         assert cfg.name == "l1"
+
+
+def test_interp_lookup_is_interp_cost_with_its_gradient() -> None:
+    from hamq.regularizers.surrogates import interp_cost, interp_lookup
+
+    gen = torch.Generator().manual_seed(0)
+    table = torch.rand(2 * 255 + 1, generator=gen, dtype=torch.float64)
+    t = ((torch.rand(4000, generator=gen, dtype=torch.float64) - 0.5) * 520).clamp(-255, 255)
+    t[:3] = torch.tensor([-255.0, 255.0, 0.0], dtype=torch.float64)  # the ends and a code
+    a, b = t.clone().requires_grad_(), t.clone().requires_grad_()
+    ref, got = interp_cost(a, table), interp_lookup(b, table)
+    assert torch.allclose(got, ref, rtol=0, atol=1e-12)
+    ref.sum().backward()
+    got.sum().backward()
+    assert torch.allclose(b.grad, a.grad, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x: interp_lookup(x, table), (t[3:40].clone().requires_grad_(),)
+    )
