@@ -21,7 +21,7 @@ LANE_B="w8-tiles1-kd-ft30 w8-tiles1-hamq-kd-ft30 w8-tiles1-bits-kd-ft30
 # lane c: energy with batch activity, dense, then on lane b's tile-aligned retrain once
 # that has finished (a lane must not train a run another lane is training)
 LANE_C="w8-energyb-0.1-kd w8-energyb-0.02-kd"
-LANE_C_AFTER_TILES1="w8-tiles1-energyb-0.1-kd-ft30"
+LANE_C_AFTER_TILES1="w8-tiles1-energyb-0.02-kd-ft30"
 lane() {
   local -
   set -f  # the patterns are hamq's globs, not the shell's
