@@ -45,6 +45,7 @@ from hamq.experiments.sweep import SweepConfig, SweepRun, run_sweep
 def grid(runs: int, float_epochs: int, qat_epochs: int) -> SweepConfig:
     """A baseline and ``runs - 1`` HamQ lambdas on digits, each run training on its own."""
     train = {**DEMO_BASE["train"], "float_epochs": float_epochs, "qat_epochs": qat_epochs}
+    train["select_from"] = 0  # the demo's 10 needs more QAT epochs than a benchmark trains
     lambdas = [0.25 * 2**i for i in range(runs - 1)]
     return SweepConfig(
         base={**DEMO_BASE, "train": train}, hamming=lambdas, share_float=False, energy_samples=64
