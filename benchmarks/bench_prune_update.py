@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +31,7 @@ from hamq.regularizers import RegularizerConfig, build_regularizer
 from hamq.sparsity.config import SparsityConfig
 from hamq.sparsity.layers import attach_masks, resolve_masks
 from hamq.sparsity.proximal import prox_after_step, prox_step
+from interleave import print_table, time_interleaved
 
 LAMBDA = 0.01
 
@@ -79,23 +77,8 @@ def main() -> None:
         prox_step(model, opt, LAMBDA)
 
     timed = {**steps, "prox alone": prox_alone}
-    times: dict[str, list[float]] = {k: [] for k in timed}
-    names = list(timed)
-    for r in range(args.warmup + args.repeats):
-        for i in range(len(names)):
-            name = names[(i + r) % len(names)]
-            t0 = time.perf_counter()
-            timed[name]()
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), batch {args.batch}, {args.repeats} rounds")  # fmt: skip
-    print("| variant | median ms | IQR ms | vs qat |")
-    print("|---|---:|---|---:|")
-    for k, v in times.items():
-        lo, _, hi = (t * 1e3 for t in statistics.quantiles(v, n=4))
-        print(f"| {k} | {med[k]:.1f} | {lo:.1f}-{hi:.1f} | {med[k] / med['qat']:.3f} |")
+    times = time_interleaved(timed, args.warmup, args.repeats)
+    print_table(times, args.threads, args.batch, ref="qat")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +30,7 @@ from hamq.quantization.config import QuantConfig
 from hamq.quantization.convert import quantize_model
 from hamq.regularizers import RegularizerConfig, build_regularizer
 from hamq.training.distill import kd_loss
+from interleave import print_table, time_interleaved
 
 TERMS = {
     "hamming": {"name": "hamming"},
@@ -83,23 +81,8 @@ def main() -> None:
 
         steps[name] = step
 
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    names = list(steps)
-    for r in range(args.warmup + args.repeats):
-        for i in range(len(names)):
-            name = names[(i + r) % len(names)]
-            t0 = time.perf_counter()
-            steps[name]()
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), batch {args.batch}, {args.repeats} rounds")  # fmt: skip
-    print("| variant | median ms | IQR ms | vs qat |")
-    print("|---|---:|---|---:|")
-    for k, v in times.items():
-        lo, _, hi = (t * 1e3 for t in statistics.quantiles(v, n=4))
-        print(f"| {k} | {med[k]:.1f} | {lo:.1f}-{hi:.1f} | {med[k] / med['qat']:.3f} |")
+    times = time_interleaved(steps, args.warmup, args.repeats)
+    print_table(times, args.threads, args.batch, ref="qat")
 
 
 if __name__ == "__main__":
