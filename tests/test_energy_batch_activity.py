@@ -52,6 +52,19 @@ def on_grid(m: nn.Module) -> None:
                 layer.weight.copy_(layer.weight_fake())
 
 
+def priced_pj(m: nn.Module, reg, x: torch.Tensor) -> float:
+    """The penalty's estimate after one training forward on ``x`` with the weights on
+    the integer grid, in pJ; the model is left in eval mode (the steps that forward set,
+    which the exact estimate then uses: the same codes)."""
+    reg.attach(m)
+    on_grid(m)
+    m.train()
+    with torch.no_grad():
+        m(x)  # the training forward the penalty reads (it also moves the running ranges)
+    m.eval()
+    return float(reg.estimate_pj(m).detach())
+
+
 @pytest.mark.parametrize(
     ("preset", "overrides"),
     [
@@ -62,14 +75,9 @@ def on_grid(m: nn.Module) -> None:
 def test_estimate_is_the_exact_e_cb_of_the_training_batch(preset: str, overrides: dict) -> None:
     m, x = model_and_data()
     hw, reg = batch_energy(preset, **overrides)
-    reg.attach(m)
-    on_grid(m)
-    m.train()
-    with torch.no_grad():
-        m(x)  # the training forward the penalty reads (it also moves the running ranges)
-    m.eval()  # ... whose steps the evaluation now uses: the same codes
+    estimate_pj = priced_pj(m, reg, x)
     exact = estimate_energy(m, x, hw).totals()["e_cb_j"]  # per inference
-    assert float(reg.estimate_pj(m).detach()) * 1e-12 == pytest.approx(exact, rel=1e-6)
+    assert estimate_pj * 1e-12 == pytest.approx(exact, rel=1e-6)
 
 
 def test_a_large_batch_is_priced_on_its_first_samples() -> None:
@@ -78,14 +86,9 @@ def test_a_large_batch_is_priced_on_its_first_samples() -> None:
     m, _ = model_and_data(6)
     x = torch.randn(BATCH_SAMPLES + 20, 3, 8, 8)
     hw, reg = batch_energy()
-    reg.attach(m)
-    on_grid(m)
-    m.train()
-    with torch.no_grad():
-        m(x)
-    m.eval()
+    estimate_pj = priced_pj(m, reg, x)
     exact = estimate_energy(m, x[:BATCH_SAMPLES], hw).totals()["e_cb_j"]
-    assert float(reg.estimate_pj(m).detach()) * 1e-12 == pytest.approx(exact, rel=1e-6)
+    assert estimate_pj * 1e-12 == pytest.approx(exact, rel=1e-6)
 
 
 def test_row_pruned_layers_count_only_their_stored_rows() -> None:
@@ -93,14 +96,9 @@ def test_row_pruned_layers_count_only_their_stored_rows() -> None:
     attach_masks(m, resolve_masks(m, SparsityConfig(sparsity=0.5, granularity="row", seed=3)))
     fix_masks(m)
     hw, reg = batch_energy()
-    reg.attach(m)
-    on_grid(m)
-    m.train()
-    with torch.no_grad():
-        m(x)
-    m.eval()
+    estimate_pj = priced_pj(m, reg, x)
     exact = estimate_energy(m, x, hw).totals()["e_cb_j"]  # per inference
-    assert float(reg.estimate_pj(m).detach()) * 1e-12 == pytest.approx(exact, rel=1e-6)
+    assert estimate_pj * 1e-12 == pytest.approx(exact, rel=1e-6)
 
 
 def _bias_grad(activity: str) -> torch.Tensor | None:
