@@ -17,7 +17,6 @@ on the ``proximal`` model, interleaved the same way.
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import torch
@@ -31,20 +30,13 @@ from hamq.regularizers import RegularizerConfig, build_regularizer
 from hamq.sparsity.config import SparsityConfig
 from hamq.sparsity.layers import attach_masks, resolve_masks
 from hamq.sparsity.proximal import prox_after_step, prox_step
-from interleave import print_table, time_interleaved
+from interleave import print_table, step_args, time_interleaved
 
 LAMBDA = 0.01
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=128)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = step_args(__doc__, threads=1)
     base = build_model(ModelConfig(name="resnet20"), (3, 32, 32), 10)
     quantize_model(base, QuantConfig(w_bits=8, a_bits=8))
     attach_masks(base, resolve_masks(base, SparsityConfig(sparsity=0.5), ()))

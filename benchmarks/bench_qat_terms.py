@@ -18,7 +18,6 @@ hits all alike; figures are medians over rounds.
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import torch
@@ -30,7 +29,7 @@ from hamq.quantization.config import QuantConfig
 from hamq.quantization.convert import quantize_model
 from hamq.regularizers import RegularizerConfig, build_regularizer
 from hamq.training.distill import kd_loss
-from interleave import print_table, time_interleaved
+from interleave import print_table, step_args, time_interleaved
 
 TERMS = {
     "hamming": {"name": "hamming"},
@@ -40,14 +39,7 @@ TERMS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=128)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = step_args(__doc__, threads=2)
     cl = torch.channels_last
     teacher = build_model(ModelConfig(name="resnet20"), (3, 32, 32), 10).eval().to(memory_format=cl)
     base = copy.deepcopy(teacher).train()

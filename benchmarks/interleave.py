@@ -7,6 +7,7 @@ variant's median and interquartile range and its ratio to a reference variant.
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -42,3 +43,17 @@ def print_table(times: dict[str, list[float]], threads: int, batch: int, ref: st
     for k, v in times.items():
         lo, _, hi = (t * 1e3 for t in statistics.quantiles(v, n=4))
         print(f"| {k} | {med[k]:.1f} | {lo:.1f}-{hi:.1f} | {med[k] / med[ref]:.3f} |")
+
+
+def step_args(doc: str, threads: int) -> argparse.Namespace:
+    """The step benchmarks' options (threads, rounds, warm-up rounds, batch), applied:
+    torch's thread count set and the seed fixed."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return args
