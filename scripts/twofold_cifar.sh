@@ -1,11 +1,11 @@
 #!/bin/bash
 # Issue 11 on the converged ResNet-20 / CIFAR-10: the runs of configs/sweeps/
 # twofold-cifar-r20.yaml in the order the 2026-12-06 session trained them, in two lanes
-# of one thread each, and a third (a 2-core machine trains two runs side by side faster than one run
+# of one thread each (a 2-core machine trains two runs side by side faster than one run
 # on both cores). Every call resumes: finished runs are reused, an interrupted one goes
 # on from its last epoch, so rerunning this script picks up where it stopped.
 #   bash scripts/twofold_cifar.sh            # both lanes, in the background, logs in runs/
-#   LANE=a bash scripts/twofold_cifar.sh     # one lane in the foreground (a, b or c)
+#   LANE=a bash scripts/twofold_cifar.sh     # one lane in the foreground (a or b)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWEEP=configs/sweeps/twofold-cifar-r20.yaml
@@ -13,15 +13,13 @@ OUT=runs/twofold-cifar-r20
 [ -d data/cifar10-jpeg ] || python -m hamq.data.shared ../shared/data/cifar10-jpeg.tar.gz data/
 # the float stage and the dense baseline first, on both cores
 hamq sweep "$SWEEP" --out "$OUT" --quiet --only w8-baseline > /dev/null
-# lane a: dense runs (HamQ, L1, bits, energy); lane b: the pruned families
-LANE_A="w8-baseline-kd w8-hamming-2-rc80-kd w8-hamming-2-rc96-kd w8-hamming-2-rc96
-  w8-hamming-2-kd w8-l1-0.002-kd w8-bits-0.03-kd w8-energy-4-kd"
-LANE_B="w8-tiles1-kd-ft30 w8-tiles1-hamq-kd-ft30 w8-tiles1-bits-kd-ft30
-  w8-rows-0.5-* w8-rows-0.7-* w8-rows-0.3-* w8-rows-0.9-*"
-# lane c: energy with batch activity, dense, then on lane b's tile-aligned retrain once
-# that has finished (a lane must not train a run another lane is training)
-LANE_C="w8-energyb-0.1-kd w8-energyb-0.02-kd"
-LANE_C_AFTER_TILES1="w8-tiles1-energyb-0.02-kd-ft30"
+# lane a: dense runs (HamQ, energy with batch activity, L1, bits); lane b: the pruned
+# families, the tile-aligned retrain first (the other tiles1 runs start QAT from it)
+LANE_A="w8-baseline-kd w8-hamming-2-rc80-kd w8-hamming-2-rc96-kd w8-energyb-0.1-kd
+  w8-energyb-0.02-kd w8-hamming-2-rc96 w8-l1-0.002-kd w8-bits-0.03-kd w8-hamming-2-kd
+  w8-energy-4-kd"
+LANE_B="w8-tiles1-kd-ft30 w8-tiles1-energyb-0.02-kd-ft30 w8-tiles1-hamq-kd-ft30
+  w8-tiles1-bits-kd-ft30 w8-rows-0.5-* w8-rows-0.7-* w8-rows-0.3-* w8-rows-0.9-*"
 lane() {
   local -
   set -f  # the patterns are hamq's globs, not the shell's
@@ -34,14 +32,12 @@ mkdir -p runs
 case "${LANE:-both}" in
   a) lane "$LANE_A" ;;
   b) lane "$LANE_B" ;;
-  c) lane "$LANE_C"
-     until [ -f "$OUT/w8-tiles1-kd-ft30/run.json" ]; do sleep 60; done
-     lane "$LANE_C_AFTER_TILES1" ;;
   both)
     lane "$LANE_A" > runs/twofold-lane-a.log 2>&1 &
     lane "$LANE_B" > runs/twofold-lane-b.log 2>&1 &
-    LANE=c bash "$0" > runs/twofold-lane-c.log 2>&1 &
     wait ;;
 esac
-# the table of every finished run (RESULTS.md)
+# the lanes' reports race (each writes results.json from the runs finished when it began),
+# so one last report of every finished run, then its table (RESULTS.md)
+hamq sweep "$SWEEP" --out "$OUT" --quiet --finished-only > /dev/null
 python scripts/twofold_table.py "$OUT"

@@ -381,6 +381,31 @@ def test_only_trains_the_chosen_runs_and_reports_the_rest(
     assert again[2] == rows[2]
 
 
+def test_a_run_another_process_finished_meanwhile_is_reported(tmp_path: Path) -> None:
+    """Two ``--only`` lanes on one folder: the report of the lane that ends later keeps
+    the run the other lane finished while it trained (it was unfinished when it began)."""
+    from hamq.experiments.sweep import run_sweep, train_and_measure
+
+    base = {"train": {"float_epochs": 1, "qat_epochs": 1}}
+    sweep = validate(SweepConfig, {"base": base, "hamming": [1.0, 2.0], "energy_samples": 32})
+    out = tmp_path / "out"
+    run_sweep(sweep, out, progress=False, only=["w8-baseline"], log=lambda _: None)
+    other = next(r for r in sweep_runs(sweep, out) if r.name == "w8-hamming-1")
+    assert not other.finished
+
+    def lane_beside(runs, run_one, log):  # trains its runs, and the other lane finishes
+        rows = [run_one(r) for r in runs]
+        train_and_measure(sweep, other, progress=False)
+        return rows
+
+    rows = run_sweep(sweep, out, progress=False, only=["w8-hamming-2"], backend=lane_beside,
+                     log=lambda _: None)  # fmt: skip
+    assert {r["name"]: r["status"] for r in rows} == {
+        "w8-baseline": "ok", "w8-hamming-1": "ok", "w8-hamming-2": "ok"
+    }  # fmt: skip
+    assert rows[1]["cells_on"] > 0
+
+
 def test_finished_only_with_the_ray_backend_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -435,9 +435,12 @@ def run_sweep(
     to_train = [r for r in runs if r.name in chosen]
     trained = {r.name: row for r, row in zip(to_train, (backend or local_backend)(
         to_train, run_one, log), strict=True)}  # fmt: skip
+    # finished is asked again now, not taken from the start: another process training
+    # other runs of the same folder (``--only`` lanes) may have finished some meanwhile,
+    # and a report written from the earlier view would drop them from results.json
     rows = [
         trained[r.name] if r.name in trained
-        else run_one(r) if r.finished
+        else run_one(r) if r.finished or _finished(sweep, r.overrides, r.run_dir)
         else {"name": r.name, "overrides": " ".join(r.overrides), "status": NOT_RUN}
         for r in runs
     ]  # fmt: skip
