@@ -271,3 +271,24 @@ def test_prune_phase_table_without_pruned_runs_is_a_one_line_error(tmp_path: Pat
     assert load_script("prune_phase_table").main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no pruned run" in err
+
+
+def test_layer_table_shows_each_runs_measured_layers(tmp_path: Path, capsys) -> None:
+    from hamq.experiments.sweep import measure_energy
+
+    out = trained_run(tmp_path)
+    measured = measure_energy(out, "rram-2b-40nm", 32)
+    assert measured is not None
+    script = load_script("layer_table")
+    assert script.main([str(out), str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    body = {ln.split("|")[1].strip(): ln.split("|")[2:-1] for ln in lines[2:]}
+    for layer in measured["layers"]:  # the run against itself: the same figures twice
+        cells = [c.strip() for c in body[layer["name"]]]
+        assert cells[0] == cells[1] == f"{layer['e_cb_j'] * 1e6:.4g}"
+        assert float(cells[2]) == pytest.approx(layer["row_activity_mean"], abs=0.005)
+        assert float(cells[4]) == pytest.approx(layer["cells_on"] / layer["dense_cells"], abs=6e-4)
+    total = body["total"][0].strip().strip("*")
+    assert float(total) == pytest.approx(measured["totals"]["e_cb_j"] * 1e6, rel=1e-3)
+    assert script.main([str(tmp_path / "missing")]) == 2
+    assert "measure the run first" in capsys.readouterr().err
