@@ -156,12 +156,8 @@ class TrainSection(Section):
                 "train.distill_float with train.float_epochs = 0: there is no float stage to "
                 "distil in; drop distill_float or give float epochs"
             )
-        if (
-            self.distill > 0
-            and self.float_epochs == 0
-            and self.init_from is None
-            and (self.teacher is None)
-        ):
+        no_source = self.init_from is None and self.teacher is None
+        if self.distill > 0 and self.float_epochs == 0 and no_source:
             raise ValueError(
                 f"train.distill = {self.distill} needs a float model to learn from: give "
                 f"train.float_epochs > 0 or train.init_from (QAT from scratch has none)"
