@@ -160,7 +160,8 @@ class TrainSection(Section):
         if self.distill > 0 and self.float_epochs == 0 and no_source:
             raise ValueError(
                 f"train.distill = {self.distill} needs a float model to learn from: give "
-                f"train.float_epochs > 0, train.init_from or train.teacher (QAT from scratch has none)"
+                "train.float_epochs > 0, train.init_from or train.teacher (QAT from scratch "
+                "has none)"
             )
         if self.select_from >= self.qat_epochs:
             raise ValueError(
