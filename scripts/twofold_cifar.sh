@@ -13,13 +13,17 @@ OUT=runs/twofold-cifar-r20
 [ -d data/cifar10-jpeg ] || python -m hamq.data.shared ../shared/data/cifar10-jpeg.tar.gz data/
 # the float stage and the dense baseline first, on both cores
 hamq sweep "$SWEEP" --out "$OUT" --quiet --only w8-baseline > /dev/null
-# lane a: dense runs (HamQ, energy with batch activity, L1, bits); lane b: the pruned
-# families, the tile-aligned retrain first (the other tiles1 runs start QAT from it)
+# lane a: dense runs (HamQ, energy with batch activity, L1, bits), then the 50% and 30%
+# row grids; lane b: the tile-aligned retrain and its runs (they start QAT from it), then
+# the 70% and 90% grids. In each grid, pruning alone first (its float retrain is the
+# others' start), then twofold (bits), twofold + energy, twofold + HamQ.
 LANE_A="w8-baseline-kd w8-hamming-2-rc80-kd w8-hamming-2-rc96-kd w8-energyb-0.1-kd
-  w8-energyb-0.02-kd w8-hamming-2-rc96 w8-l1-0.002-kd w8-bits-0.03-kd w8-hamming-2-kd
-  w8-energy-4-kd"
+  w8-energyb-0.02-kd w8-hamming-2-rc96 w8-l1-0.002-kd w8-bits-0.03-kd
+  w8-rows-0.5-kd-ft15 w8-rows-0.5-bits-* w8-rows-0.5-energyb-* w8-rows-0.5-hamq-*
+  w8-rows-0.3-* w8-hamming-2-kd w8-energy-4-kd"
 LANE_B="w8-tiles1-kd-ft30 w8-tiles1-energyb-0.02-kd-ft30 w8-tiles1-hamq-kd-ft30
-  w8-tiles1-bits-kd-ft30 w8-rows-0.5-* w8-rows-0.7-* w8-rows-0.3-* w8-rows-0.9-*"
+  w8-tiles1-bits-kd-ft30 w8-rows-0.7-kd-ft15 w8-rows-0.7-bits-* w8-rows-0.7-energyb-*
+  w8-rows-0.7-hamq-* w8-rows-0.9-*"
 lane() {
   local -
   set -f  # the patterns are hamq's globs, not the shell's
