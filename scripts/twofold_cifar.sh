@@ -1,9 +1,10 @@
 #!/bin/bash
 # Issue 11 on the converged ResNet-20 / CIFAR-10: the runs of configs/sweeps/
-# twofold-cifar-r20.yaml in the order the 2026-12-06 session trained them, in two lanes
-# of one thread each (a 2-core machine trains two runs side by side faster than one run
-# on both cores). Every call resumes: finished runs are reused, an interrupted one goes
-# on from its last epoch, so rerunning this script picks up where it stopped.
+# twofold-cifar-r20.yaml in the order the 2026-12-06 and 2026-12-07 sessions trained
+# them, in two lanes of one thread each (a 2-core machine trains two runs side by side
+# faster than one run on both cores). Every call resumes: finished runs are reused, an
+# interrupted one goes on from its last epoch, so rerunning this script picks up where it
+# stopped.
 #   bash scripts/twofold_cifar.sh            # both lanes, in the background, logs in runs/
 #   LANE=a bash scripts/twofold_cifar.sh     # one lane in the foreground (a or b)
 set -euo pipefail
