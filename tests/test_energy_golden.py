@@ -72,7 +72,8 @@ def test_golden_2x2_one_bit_cells(rep: str) -> None:
     2 * cols / (tiles * 16). Cycles: 4 columns per array / col_mux 2 = 2 ADCs, so
     ceil(min(cols, 4) / 2) = 2 mux steps per input cycle: 2 input cycles x 2 = 4.
     MACs = 2 * 2 = 4. Row activity: row 0 reads 3 = 0b11 (2 bits), row 1 reads 1 (1 bit),
-    one vector: a mean of (2 + 1) / 2 = 1.5 bits per row and vector."""
+    one vector: a mean of (2 + 1) / 2 = 1.5 bits per row and vector. Floor: every cell
+    at 0.1 pJ, 3 row activations of ``cols`` cells each: 0.3 * cols pJ."""
     e_cb_pj, cols = GOLDEN_2X2[rep]
     layer = linear_layer([[1, -1], [3, 0]], w_bits=3, a_bits=2, a_signed=False)
     r = layer_energy(layer, torch.tensor([[3, 1]]), hw_spec(rep, 1, [0.1, 1.0]))
@@ -87,6 +88,34 @@ def test_golden_2x2_one_bit_cells(rep: str) -> None:
     assert r.latency_s == pytest.approx(4 * 10e-9)
     assert r.macs == 4
     assert r.row_activity_mean == 1.5
+    assert r.e_cb_floor_j == pytest.approx(0.1 * 3 * cols * PJ, rel=1e-12)
+
+
+@pytest.mark.parametrize("rep", list(GOLDEN_2X2))
+def test_floor_is_the_e_cb_of_zero_weights(rep: str) -> None:
+    """The floor is what weights stored as all-OFF cells draw (code 0; -4 in the shifted
+    code, stored as q + 4 = 000), and no other weights draw less."""
+    x = torch.tensor([[3, 1]])
+    hw = hw_spec(rep, 1, [0.1, 1.0])
+    q = -4 if rep == "shifted" else 0
+    zero = layer_energy(linear_layer([[q, q], [q, q]], w_bits=3, a_bits=2, a_signed=False), x, hw)
+    assert zero.e_cb_j == pytest.approx(zero.e_cb_floor_j, rel=1e-12)
+    other = layer_energy(linear_layer([[1, -1], [3, 0]], w_bits=3, a_bits=2, a_signed=False), x, hw)
+    assert other.e_cb_floor_j == pytest.approx(zero.e_cb_floor_j, rel=1e-12)
+    assert other.e_cb_j > other.e_cb_floor_j
+
+
+def test_floor_counts_only_mapped_columns() -> None:
+    """With skip_empty_columns the all-OFF columns are not on the arrays. Differential
+    columns of [[1, -1], [3, 0]] (pos s0, pos s1, neg s0, neg s1 per weight): n=0 holds
+    1 and 3 (pos s0, pos s1), n=1 holds -1 and 0 (neg s0): 3 of 8 mapped, so the floor is
+    0.1 pJ x 3 row activations x 3 cells = 0.9 pJ; zero weights map nothing and draw 0."""
+    x = torch.tensor([[3, 1]])
+    hw = hw_spec("differential", 1, [0.1, 1.0], array={"skip_empty_columns": True})
+    r = layer_energy(linear_layer([[1, -1], [3, 0]], w_bits=3, a_bits=2, a_signed=False), x, hw)
+    assert r.e_cb_floor_j == pytest.approx(0.9 * PJ, rel=1e-12)
+    zero = layer_energy(linear_layer([[0, 0], [0, 0]], w_bits=3, a_bits=2, a_signed=False), x, hw)
+    assert zero.e_cb_j == zero.e_cb_floor_j == 0.0
 
 
 def test_golden_2x2_skip_zero_and_periphery() -> None:

@@ -56,6 +56,7 @@ def test_two_run_sweep_writes_outputs_and_rerun_skips(
     assert all(r["status"] == "ok" for r in rows)
     assert float(rows[0]["cells_on_reduction"]) == 0.0
     assert float(rows[1]["e_cb_j"]) > 0
+    assert all(0 < float(r["e_cb_floor_j"]) < float(r["e_cb_j"]) for r in rows)
     report = (out / "report.md").read_text()
     assert "| w8-hamming-1 |" in report and "E_cb&AD" in report
     # The second run started QAT from the baseline's float weights.

@@ -536,6 +536,8 @@ def train_and_measure(
         if energy is not None:
             t = energy["totals"]
             row.update(e_cb_j=t["e_cb_j"], e_cb_ad_j=t["e_cb_ad_j"], e_total_j=t["e_total_j"])
+            if "e_cb_floor_j" in t:  # energy.json files before 2026-12-07 lack it
+                row.update(e_cb_floor_j=t["e_cb_floor_j"])
             if "crossbar" in energy:
                 row.update(crossbar_accuracy=energy["crossbar"]["crossbar_accuracy"])
         if sweep.noise_t is not None:
@@ -612,6 +614,7 @@ COLUMNS = [
     "cells_total",
     "cells_on_reduction",
     "e_cb_j",
+    "e_cb_floor_j",
     "e_cb_ad_j",
     "e_total_j",
     "e_cb_reduction",

@@ -296,6 +296,19 @@ def e_cb_pj(row_activity: torch.Tensor, row_energy_pj: torch.Tensor) -> torch.Te
     return (row_activity * row_energy_pj).sum()
 
 
+def e_cb_floor_pj(
+    row_activity: torch.Tensor, cells_per_row: torch.Tensor, e_min_pj: float
+) -> torch.Tensor:
+    """``E_cb`` with every cell at its cheapest state: ``e_min * sum_r a[r] * cells[r]``, pJ.
+
+    Args:
+        row_activity: ``a[r]`` as in :func:`e_cb_pj`, ``(groups, K)``.
+        cells_per_row: cells each row reads, broadcastable to ``(groups, K)``.
+        e_min_pj: the cheapest cell state's read energy.
+    """
+    return e_min_pj * (row_activity * cells_per_row).sum()
+
+
 # ---------------------------------------------------------------- ADC conversions
 
 
@@ -474,6 +487,11 @@ class LayerEnergy:
     its cycles: for bit-serial inputs the mean number of 1 bits of the input codes the
     rows read (0 .. input bits). E_cb is this times the rows' mean read energy, times
     rows and vectors: the input side of E_cb, which the weights do not change.
+    e_cb_floor_j: the E_cb of the same inputs on the same arrays with every cell at its
+    cheapest state (``min(e_cell_pj)``, state 0 on every preset): the least E_cb any
+    choice of these weights can draw, so the bound of a regularizer that changes only
+    weights (HamQ, ``bits``, L1); only fewer input 1 bits, fewer rows or fewer cells go
+    below it (:func:`e_cb_floor_pj`).
     """
 
     name: str
@@ -505,6 +523,7 @@ class LayerEnergy:
     lfsr_clocks: float = 0.0
     e_lfsr_j: float = 0.0
     row_activity_mean: float = 0.0
+    e_cb_floor_j: float = 0.0
 
     @property
     def e_total_j(self) -> float:
@@ -540,11 +559,17 @@ def layer_cost(
     )
     bits = hw.adc.bits if adc_bits is None else adc_bits
     row_e_pj = mapping.row_energy_pj(hw.e_cell_read_pj)
+    row_cells = torch.full((mapping.groups, 1), float(mapping.cols), dtype=row_e_pj.dtype)
     if skip_empty:  # unmapped (all-OFF) columns are not on the arrays: no level-0 reads
         mapped = (mapping.tile_column_sums.sum(1) > 0).sum(-1)  # (groups,)
         unmapped = (mapping.cols - mapped).to(row_e_pj.dtype).to(row_e_pj.device)
         row_e_pj = row_e_pj - hw.e_cell_read_pj[0] * unmapped[:, None]
-    e_cb = float(e_cb_pj(sums.row_activity.to(row_e_pj.device), row_e_pj)) / n
+        row_cells = row_cells - unmapped.cpu()[:, None]
+    activity = sums.row_activity.to(row_e_pj.device)
+    e_cb = float(e_cb_pj(activity, row_e_pj)) / n
+    e_floor = (
+        float(e_cb_floor_pj(activity, row_cells.to(row_e_pj.device), min(hw.e_cell_read_pj))) / n
+    )
     e_adc_pj = conversions * hw.e_adc_pj_at(bits)
     lfsr_clocks = 0.0 if mapping.row_layout is None else vectors * mapping.row_layout.clocks
     e_lfsr_pj = lfsr_clocks * hw.tech.e_lfsr_step_pj
@@ -588,6 +613,7 @@ def layer_cost(
         row_activity_mean=float(sums.row_activity.sum())
         / n
         / max(1e-12, vectors * mapping.groups * mapping.rows),
+        e_cb_floor_j=e_floor * PJ,
     )
 
 

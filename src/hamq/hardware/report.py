@@ -30,7 +30,16 @@ class EnergyReport:
 
     def totals(self) -> dict[str, float]:
         """Sums over layers (latency too: layers run one after another)."""
-        keys = ("e_cb_j", "e_adc_j", "e_periph_j", "cycles", "latency_s", "macs", "conversions")
+        keys = (
+            "e_cb_j",
+            "e_cb_floor_j",
+            "e_adc_j",
+            "e_periph_j",
+            "cycles",
+            "latency_s",
+            "macs",
+            "conversions",
+        )
         t = {k: float(sum(getattr(layer, k) for layer in self.layers)) for k in keys}
         t["e_cb_ad_j"] = t["e_cb_j"] + t["e_adc_j"]
         t["e_total_j"] = t["e_cb_j"] + t["e_adc_j"] + t["e_periph_j"]
@@ -107,7 +116,8 @@ class EnergyReport:
         )
         lines += [
             f"hardware {self.hardware}; mode {self.mode} ({how}); per inference:",
-            f"  E_cb     {t['e_cb_j'] * uj:.4g} uJ",
+            f"  E_cb     {t['e_cb_j'] * uj:.4g} uJ (floor {t['e_cb_floor_j'] * uj:.4g} uJ: every "
+            f"cell at its cheapest state, the least any weights draw from these inputs)",
             f"  E_adc    {t['e_adc_j'] * uj:.4g} uJ",
             f"  E_cb&AD  {t['e_cb_ad_j'] * uj:.4g} uJ",
             f"  E_periph {t['e_periph_j'] * uj:.4g} uJ",
