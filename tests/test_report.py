@@ -271,3 +271,15 @@ def test_hamq_report_on_an_empty_folder_is_one_line(
         main(["report", str(tmp_path)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "no results.csv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_more_families_than_colours_still_plot() -> None:
+    """A sweep with more regularizer families than the palette (issue 11's twofold
+    sweep has 30 extras) gets repeating colours, not a StopIteration."""
+    from hamq.experiments.report import _OTHER_COLOURS, _colours
+
+    n = 5 * len(_OTHER_COLOURS)
+    summary = [{"setting": f"w8-fam{i}", "family": f"fam{i}", "lambda": None} for i in range(n)]
+    colours = _colours(summary)
+    assert len(colours) == n
+    assert set(colours.values()) == set(_OTHER_COLOURS)

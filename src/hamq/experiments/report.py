@@ -37,6 +37,7 @@ CSV alone) still renders: the plots that need them are left out and the report s
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -181,7 +182,7 @@ def _series(entry: dict[str, Any]) -> str:
 
 def _colours(summary: list[dict[str, Any]]) -> dict[str, str]:
     out: dict[str, str] = {}
-    others = iter(_OTHER_COLOURS * 4)
+    others = itertools.cycle(_OTHER_COLOURS)  # many families repeat colours, not fail
     for s in summary:
         fam = _series(s)
         if fam not in out:
