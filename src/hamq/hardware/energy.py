@@ -559,17 +559,16 @@ def layer_cost(
     )
     bits = hw.adc.bits if adc_bits is None else adc_bits
     row_e_pj = mapping.row_energy_pj(hw.e_cell_read_pj)
-    row_cells = torch.full((mapping.groups, 1), float(mapping.cols), dtype=row_e_pj.dtype)
+    cells_read = torch.full((mapping.groups,), float(mapping.cols), dtype=row_e_pj.dtype,
+                            device=row_e_pj.device)  # fmt: skip
     if skip_empty:  # unmapped (all-OFF) columns are not on the arrays: no level-0 reads
         mapped = (mapping.tile_column_sums.sum(1) > 0).sum(-1)  # (groups,)
         unmapped = (mapping.cols - mapped).to(row_e_pj.dtype).to(row_e_pj.device)
         row_e_pj = row_e_pj - hw.e_cell_read_pj[0] * unmapped[:, None]
-        row_cells = row_cells - unmapped.cpu()[:, None]
+        cells_read = cells_read - unmapped
     activity = sums.row_activity.to(row_e_pj.device)
     e_cb = float(e_cb_pj(activity, row_e_pj)) / n
-    e_floor = (
-        float(e_cb_floor_pj(activity, row_cells.to(row_e_pj.device), min(hw.e_cell_read_pj))) / n
-    )
+    e_floor = float(e_cb_floor_pj(activity, cells_read[:, None], min(hw.e_cell_read_pj))) / n
     e_adc_pj = conversions * hw.e_adc_pj_at(bits)
     lfsr_clocks = 0.0 if mapping.row_layout is None else vectors * mapping.row_layout.clocks
     e_lfsr_pj = lfsr_clocks * hw.tech.e_lfsr_step_pj
