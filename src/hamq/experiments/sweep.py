@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from pydantic import Field, field_validator, model_validator
 
 from hamq.config_base import Section, validate
@@ -248,6 +249,23 @@ def subset_used(data: DataBundle, samples: int, calibration: bool, subset: EvalS
     return "all" if whole else subset
 
 
+MEASURE_LOCK = ".measure.lock"
+"""Lock file in a run folder, held while a process measures the run (energy, noise)."""
+
+
+def measuring(run_dir: Path) -> FileLock:
+    """An exclusive lock on measuring ``run_dir``, across processes (``filelock``: an OS
+    file lock, released when its holder exits, however it exits).
+
+    Two ``--only`` lanes of one sweep folder each report every finished run at their end;
+    without it, a lane that finds a run another lane has just finished, but not measured
+    yet, measures it again beside it (minutes of a crossbar evaluation, twice). With it the
+    second waits, then reads the first one's cache.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(run_dir / MEASURE_LOCK)
+
+
 def measure_energy(
     run_dir: Path,
     hw: str | None,
@@ -260,7 +278,15 @@ def measure_energy(
     the hardware the run recorded; cached in ``energy.json`` (keyed by the resolved hardware
     description, the sample count, the subset and ``crossbar``). With ``crossbar`` (or an
     ``optimized`` ADC policy) the crossbar accuracy on the same samples is measured too
-    (``training.crossbar_eval``), and each layer's conversions cost its planned ADC bits."""
+    (``training.crossbar_eval``), and each layer's conversions cost its planned ADC bits.
+    One process at a time measures a run (``measuring``)."""
+    with measuring(run_dir):
+        return _measure_energy(run_dir, hw, samples, crossbar, subset)
+
+
+def _measure_energy(
+    run_dir: Path, hw: str | None, samples: int, crossbar: bool, subset: EvalSubset
+) -> dict[str, Any] | None:
     from hamq.hardware.estimate import estimate_energy
     from hamq.quantization.convert import quantized_layers
     from hamq.training.crossbar_eval import adc_bits_of, canonical_spec, crossbar_evaluation
@@ -320,7 +346,21 @@ def measure_noise(
     """Accuracy of a finished run on noisy arrays ``t_label`` after programming, mean and
     sd over ``repeats`` programmings (seed: the run's), on ``hw`` (None: the run's own),
     with ``adapt_bn`` the BatchNorm statistics re-estimated through those arrays; reused
-    from the run's ``noise/`` when the same evaluation was done before."""
+    from the run's ``noise/`` when the same evaluation was done before. One process at a
+    time measures a run (``measuring``)."""
+    with measuring(run_dir):
+        return _measure_noise(run_dir, hw, samples, t_label, repeats, subset, adapt_bn)
+
+
+def _measure_noise(
+    run_dir: Path,
+    hw: str | None,
+    samples: int,
+    t_label: str,
+    repeats: int,
+    subset: EvalSubset,
+    adapt_bn: bool,
+) -> dict[str, Any]:
     from hamq.hardware.noise import parse_time
     from hamq.training.crossbar_eval import hardware_digest
     from hamq.training.noise_eval import noise_evaluation, result_key, save_noise_result
