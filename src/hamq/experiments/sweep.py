@@ -48,7 +48,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from filelock import FileLock
 from pydantic import Field, field_validator, model_validator
@@ -249,6 +249,9 @@ def subset_used(data: DataBundle, samples: int, calibration: bool, subset: EvalS
     return "all" if whole else subset
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 MEASURE_LOCK = ".measure.lock"
 """Lock file in a run folder, held while a process measures the run (energy, noise)."""
 
@@ -266,6 +269,20 @@ def measuring(run_dir: Path) -> FileLock:
     return FileLock(run_dir / MEASURE_LOCK)
 
 
+def _one_measurer(
+    measure: Callable[Concatenate[Path, _P], _R],
+) -> Callable[Concatenate[Path, _P], _R]:
+    """``measure(run_dir, ...)`` under ``measuring(run_dir)``."""
+
+    @functools.wraps(measure)
+    def locked(run_dir: Path, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with measuring(run_dir):
+            return measure(run_dir, *args, **kwargs)
+
+    return locked
+
+
+@_one_measurer
 def measure_energy(
     run_dir: Path,
     hw: str | None,
@@ -280,13 +297,6 @@ def measure_energy(
     ``optimized`` ADC policy) the crossbar accuracy on the same samples is measured too
     (``training.crossbar_eval``), and each layer's conversions cost its planned ADC bits.
     One process at a time measures a run (``measuring``)."""
-    with measuring(run_dir):
-        return _measure_energy(run_dir, hw, samples, crossbar, subset)
-
-
-def _measure_energy(
-    run_dir: Path, hw: str | None, samples: int, crossbar: bool, subset: EvalSubset
-) -> dict[str, Any] | None:
     from hamq.hardware.estimate import estimate_energy
     from hamq.quantization.convert import quantized_layers
     from hamq.training.crossbar_eval import adc_bits_of, canonical_spec, crossbar_evaluation
@@ -334,6 +344,7 @@ def _measure_energy(
     return result
 
 
+@_one_measurer
 def measure_noise(
     run_dir: Path,
     hw: str | None,
@@ -348,19 +359,6 @@ def measure_noise(
     with ``adapt_bn`` the BatchNorm statistics re-estimated through those arrays; reused
     from the run's ``noise/`` when the same evaluation was done before. One process at a
     time measures a run (``measuring``)."""
-    with measuring(run_dir):
-        return _measure_noise(run_dir, hw, samples, t_label, repeats, subset, adapt_bn)
-
-
-def _measure_noise(
-    run_dir: Path,
-    hw: str | None,
-    samples: int,
-    t_label: str,
-    repeats: int,
-    subset: EvalSubset,
-    adapt_bn: bool,
-) -> dict[str, Any]:
     from hamq.hardware.noise import parse_time
     from hamq.training.crossbar_eval import hardware_digest
     from hamq.training.noise_eval import noise_evaluation, result_key, save_noise_result
