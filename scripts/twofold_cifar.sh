@@ -1,8 +1,9 @@
 #!/bin/bash
 # Issue 11 on the converged ResNet-20 / CIFAR-10: the runs of configs/sweeps/
-# twofold-cifar-r20.yaml in the order the sessions of 2026-12-06 and 2026-12-07 (two)
-# trained them, in two lanes of one thread each (a 2-core machine trains two runs side by side
-# faster than one run on both cores). Every call resumes: finished runs are reused, an
+# twofold-cifar-r20.yaml in the order the sessions of 2026-12-06 and 2026-12-07 (three)
+# trained them, in two lanes of one thread each (a 2-core machine trains two runs side by
+# side faster than one run on both cores). A pattern brings the float stage or retrain its
+# runs start from (`w8-rows-0.7-hamq-*` now also the 30-epoch retrain's run). Every call resumes: finished runs are reused, an
 # interrupted one goes on from its last epoch, so rerunning this script picks up where it
 # stopped.
 #   bash scripts/twofold_cifar.sh            # both lanes, in the background, logs in runs/
@@ -22,11 +23,11 @@ LANE_A="w8-baseline-kd w8-hamming-2-rc80-kd w8-hamming-2-rc96-kd w8-energyb-0.1-
   w8-energyb-0.02-kd w8-hamming-2-rc96 w8-l1-0.002-kd w8-bits-0.03-kd
   w8-rows-0.5-kd-ft15 w8-rows-0.5-bits-* w8-rows-0.5-energyb-* w8-rows-0.5-hamq-*
   w8-rows-0.3-* w8-hamming-2-kd w8-hamming-2-s0.05-kd w8-energy-4-kd w8-baseline-kd-q12
-  w8-energy-4-s0.03-kd"
+  w8-energy-4-s0.03-kd w8-hamming-4-kd"
 LANE_B="w8-tiles1-kd-ft30 w8-tiles1-energyb-0.02-kd-ft30 w8-tiles1-hamq-kd-ft30
   w8-tiles1-bits-kd-ft30 w8-rows-0.7-kd-ft15 w8-rows-0.7-bits-* w8-rows-0.7-energyb-*
   w8-rows-0.7-hamq-* w8-rows-0.9-* w8-hamming-2-s0.05-rc96-kd w8-energyb-0.04-kd
-  w8-hamming-2-kd-q12"
+  w8-hamming-2-kd-q12 w8-rows-0.7-kd-ft30 w8-rows-0.7-hamq-kd-ft30"
 lane() {
   local -
   set -f  # the patterns are hamq's globs, not the shell's

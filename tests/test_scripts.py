@@ -292,3 +292,40 @@ def test_layer_table_shows_each_runs_measured_layers(tmp_path: Path, capsys) -> 
     assert float(total) == pytest.approx(measured["totals"]["e_cb_j"] * 1e6, rel=1e-3)
     assert script.main([str(tmp_path / "missing")]) == 2
     assert "measure the run first" in capsys.readouterr().err
+
+
+def _energy_json(run: Path, dest: Path, capsys, *extra: str) -> Path:
+    capsys.readouterr()  # what came before (the training's summary line)
+    with pytest.raises(SystemExit) as exc:
+        main(["energy", str(run), "--hw", "rram-2b-40nm", "--samples", "64", "--json", *extra])
+    assert exc.value.code == 0
+    dest.write_text(capsys.readouterr().out)
+    return dest
+
+
+def test_energy_json_table_prices_skip_zero_against_the_same_baseline(
+    tmp_path: Path, capsys
+) -> None:
+    out = trained_run(tmp_path)
+    script = load_script("energy_json_table")
+    plain = _energy_json(out, tmp_path / "plain.json", capsys)
+    skip = _energy_json(out, tmp_path / "skip.json", capsys, "--set", "adc.skip_zero=true")
+    totals = json.loads(skip.read_text())["totals"]
+    (row,) = script.rows_of([skip])
+    assert row.name == "skip" and row.e_cb_ad_j == pytest.approx(totals["e_cb_ad_j"], rel=1e-12)
+    # skipping conversions never adds any, and leaves the cell reads as they are
+    plain_totals = json.loads(plain.read_text())["totals"]
+    assert totals["conversions"] <= plain_totals["conversions"]
+    assert totals["e_cb_j"] == pytest.approx(plain_totals["e_cb_j"], rel=1e-12)
+    assert script.main([str(skip), str(skip)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("| skip |") and lines[-1].endswith("| 1.00x | 1.00x |")
+    # a run priced on other hardware than the baseline is refused, naming the field
+    assert script.main([str(plain), str(skip)]) == 2
+    assert "hardware_spec differs" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{not json")
+    assert script.main([str(tmp_path / "bad.json")]) == 2
+    assert "not a readable JSON report" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"accuracy": 0.9}')
+    assert script.main([str(tmp_path / "other.json")]) == 2
+    assert "no 'totals'" in capsys.readouterr().err
