@@ -35,6 +35,7 @@ from torch import nn
 
 from hamq.data import DataBundle
 from hamq.errors import HamqError
+from hamq.experiments.markdown import markdown_table
 from hamq.hardware.estimate import estimate_energy
 from hamq.hardware.spec import HardwareSpec
 from hamq.training.run_hardware import resolve_hardware
@@ -80,16 +81,13 @@ def table(rows: list[Floor]) -> str:
     base = rows[0]
     head = ["run", "E_cb (µJ)", "floor (µJ)", "floor share", "E_cb red.", "reachable",
             "of reachable"]  # fmt: skip
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        removed = base.e_cb_j - r.e_cb_j
-        reachable = base.e_cb_j - r.floor_j
-        out.append("| " + " | ".join([
-            r.name, f"{1e6 * r.e_cb_j:.2f}", f"{1e6 * r.floor_j:.2f}",
-            _pct(r.floor_j, r.e_cb_j), _pct(removed, base.e_cb_j),
-            _pct(reachable, base.e_cb_j), _pct(removed, reachable),
-        ]) + " |")  # fmt: skip
-    return "\n".join(out)
+    return markdown_table(head, [
+        [r.name, f"{1e6 * r.e_cb_j:.2f}", f"{1e6 * r.floor_j:.2f}",
+         _pct(r.floor_j, r.e_cb_j), _pct(base.e_cb_j - r.e_cb_j, base.e_cb_j),
+         _pct(base.e_cb_j - r.floor_j, base.e_cb_j),
+         _pct(base.e_cb_j - r.e_cb_j, base.e_cb_j - r.floor_j)]
+        for r in rows
+    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hamq.experiments.markdown import markdown_table
+
 AGREE = ("hardware_spec", "mode", "samples", "activity")
 
 
@@ -82,14 +84,12 @@ def table(rows: list[Row]) -> str:
     base = rows[0]
     head = ["run", "E_cb (µJ)", "E_adc (µJ)", "conversions", "E_cb&AD (µJ)", "E_cb gain",
             "E_cb&AD gain"]  # fmt: skip
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        out.append("| " + " | ".join([
-            r.name, f"{1e6 * r.e_cb_j:.2f}", f"{1e6 * r.e_adc_j:.2f}", f"{r.conversions:,.0f}",
-            f"{1e6 * r.e_cb_ad_j:.2f}", _gain(base.e_cb_j, r.e_cb_j),
-            _gain(base.e_cb_ad_j, r.e_cb_ad_j),
-        ]) + " |")  # fmt: skip
-    return "\n".join(out)
+    return markdown_table(head, [
+        [r.name, f"{1e6 * r.e_cb_j:.2f}", f"{1e6 * r.e_adc_j:.2f}", f"{r.conversions:,.0f}",
+         f"{1e6 * r.e_cb_ad_j:.2f}", _gain(base.e_cb_j, r.e_cb_j),
+         _gain(base.e_cb_ad_j, r.e_cb_ad_j)]
+        for r in rows
+    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

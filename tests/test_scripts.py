@@ -329,3 +329,11 @@ def test_energy_json_table_prices_skip_zero_against_the_same_baseline(
     (tmp_path / "other.json").write_text('{"accuracy": 0.9}')
     assert script.main([str(tmp_path / "other.json")]) == 2
     assert "no 'totals'" in capsys.readouterr().err
+
+
+def test_markdown_table_refuses_a_row_that_would_shift_columns() -> None:
+    from hamq.experiments.markdown import markdown_table
+
+    assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    with pytest.raises(ValueError, match="row 0 has 1 cells for 2 columns"):
+        markdown_table(["a", "b"], [["1"]])
