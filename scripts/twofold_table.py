@@ -4,11 +4,12 @@ and crossbar accuracy against the dense unregularized baseline, E_cb and E_cb&AD
 gains (baseline energy / run energy), then the issue's targets checked on those rows.
 
     python scripts/twofold_table.py runs/twofold-cifar-r20
+    python scripts/twofold_table.py runs/twofold-cifar-r20 --energies sec   # sec/<run>.json
 
 Reads only what the sweep wrote; a sweep still running gives the table of its finished runs.
 A run is compared with a finished baseline trained on the same QAT schedule (as many QAT
-epochs, the same distillation weight; each run's ``config.yaml``), else with the sweep's
-first baseline, and marked † then.
+epochs, the same distillation weight, the same seed; each run's ``config.yaml``), else
+with the sweep's first baseline, and marked † then.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from hamq.errors import HamqError
+from hamq.experiments.energy_reports import ReportError, on_cells, read_reports
 
 FAMILIES = {
     ("none", False): "baseline",
@@ -59,12 +61,15 @@ def sparsity_of(row: dict[str, Any], run_dir: Path | None = None) -> float:
         return float(m.group(1)) if m else 0.0
 
 
-def qat_epochs_of(run_dir: Path) -> tuple[int, float] | None:
-    """The run's QAT schedule as it trained (its ``config.yaml``): ``train.qat_epochs``
-    and ``train.distill`` (0 when absent); None when the folder holds no readable config."""
+def qat_epochs_of(run_dir: Path) -> tuple[int, float, int] | None:
+    """The run's QAT schedule as it trained (its ``config.yaml``): ``train.qat_epochs``,
+    ``train.distill`` (0 when absent) and the seed (0 when absent; a `-qsN` run trains QAT
+    with seed N from the seed-0 float stage, so it pairs with the baseline of seed N); None
+    when the folder holds no readable config."""
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return int(cfg["train"]["qat_epochs"]), float(cfg["train"].get("distill", 0.0))
+        train = cfg["train"]
+        return int(train["qat_epochs"]), float(train.get("distill", 0.0)), int(cfg.get("seed", 0))
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -79,7 +84,33 @@ def family_of(row: dict[str, Any]) -> str:
     return name
 
 
-def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def reprice(rows: list[dict[str, Any]], energies: Path) -> list[dict[str, Any]]:
+    """``rows`` priced on another hardware setting: each run's energies, ON cells and
+    arrays from ``energies/<run name>.json`` (a ``hamq energy --json`` report); runs
+    without one are left out, and every report must be priced as the first
+    (``hamq.experiments.energy_reports``). The crossbar accuracy, measured on the sweep's
+    own hardware, is dropped, since the other setting may convert differently."""
+    named = [(r, energies / f"{r['name']}.json") for r in rows]
+    named = [(r, p) for r, p in named if p.is_file()]
+    if not named:
+        raise HamqError(f"'{energies}' holds no <run name>.json report of a finished run; "
+                        "write them with `hamq energy RUN --json > DIR/RUN.json`")  # fmt: skip
+    try:
+        reports = read_reports([p for _, p in named])
+    except ReportError as e:
+        raise HamqError(str(e)) from None
+    out = []
+    for (r, _), rep in zip(named, reports, strict=True):
+        t = rep["totals"]
+        out.append({**r, "e_cb_j": t["e_cb_j"], "e_cb_ad_j": t["e_cb_j"] + t["e_adc_j"],
+                    "crossbar_accuracy": None, "hardware_source": rep.get("hardware_source", ""),
+                    "_report": rep})  # fmt: skip
+    return out
+
+
+def rows_of(
+    folder: Path, energies: Path | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path = folder / "results.json"
     try:
         rows = json.loads(path.read_text())
@@ -87,12 +118,14 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         msg = f"cannot read '{path}' ({e}); run `hamq sweep` into that folder first"
         raise HamqError(msg) from e
     ok = [r for r in rows if r.get("status") == "ok" and "e_cb_ad_j" in r]
+    if energies is not None:
+        ok = reprice(ok, energies)
     first = next((r for r in ok if family_of(r) == "baseline"), None)
     if first is None:
         raise HamqError(f"'{path}' has no finished baseline run with energies")
     for r in ok:
         r["qat_epochs"] = qat_epochs_of(folder / r["name"])
-    bases: dict[tuple[int, float] | None, dict[str, Any]] = {}
+    bases: dict[tuple[int, float, int] | None, dict[str, Any]] = {}
     for r in ok:
         if family_of(r) == "baseline":
             bases.setdefault(r["qat_epochs"], r)
@@ -107,7 +140,8 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         xb, xb0 = r.get("crossbar_accuracy"), base.get("crossbar_accuracy")
         r["dxb_pp"] = None if xb is None or xb0 is None else 100 * (xb - xb0)
     for r in ok:
-        r.update(mapped_counts(folder / r["name"]))
+        rep = r.pop("_report", None)
+        r.update(mapped_counts(folder / r["name"]) if rep is None else counts_of(rep))
     base = first
     order = list(dict.fromkeys(FAMILIES.values()))
     ok.sort(key=lambda r: (order.index(r["family"].removesuffix(" (batch)"))
@@ -116,16 +150,19 @@ def rows_of(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return base, ok
 
 
+def counts_of(report: dict[str, Any]) -> dict[str, int]:
+    """ON cells, arrays and dense arrays of the layout an energy report measured."""
+    totals = report["totals"]
+    return {"on_cells": on_cells(report), "arrays": int(totals["tiles"]),
+            "dense_arrays": int(totals["dense_tiles"])}  # fmt: skip
+
+
 def mapped_counts(run_dir: Path) -> dict[str, int]:
     """ON cells, arrays and dense arrays of the run as its energy was measured (the run's
     ``energy.json``, the sweep's ``energy_hw``), which need not be the representation the
     run trained with; {} when the run has no readable energy.json."""
     try:
-        data = json.loads((run_dir / "energy.json").read_text())
-        layers, totals = data["layers"], data["totals"]
-        on = sum(int(x["cells_on"]) for x in layers)
-        return {"on_cells": on, "arrays": int(totals["tiles"]),
-                "dense_arrays": int(totals["dense_tiles"])}  # fmt: skip
+        return counts_of(json.loads((run_dir / "energy.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
@@ -198,12 +235,17 @@ def targets(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", type=Path, help="a sweep folder (holding results.json)")
+    p.add_argument("--energies", type=Path, metavar="DIR", help="price the runs on "
+                   "DIR/<run name>.json, `hamq energy --json` reports of one other hardware "
+                   "setting (the baseline's too); runs without one are left out")  # fmt: skip
     args = p.parse_args(argv)
     try:
-        _, rows = rows_of(args.sweep)
+        _, rows = rows_of(args.sweep, args.energies)
     except HamqError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.energies is not None:
+        print(f"Energies from {args.energies}: {rows[0].get('hardware_source', '')}\n")
     print(table(rows), "", targets(rows), sep="\n")
     if any(r["other_schedule"] for r in rows):
         print("\n† trained on another QAT schedule than every finished baseline: compared "

@@ -319,7 +319,19 @@ def test_energy_json_table_prices_skip_zero_against_the_same_baseline(
     assert totals["e_cb_j"] == pytest.approx(plain_totals["e_cb_j"], rel=1e-12)
     assert script.main([str(skip), str(skip)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("| skip |") and lines[-1].endswith("| 1.00x | 1.00x |")
+    assert lines[-1].startswith("| skip |") and lines[-1].endswith("| 0.0% | 1.00x | 1.00x |")
+    # skipping all-OFF columns leaves their cells unread: never more E_cb or mapped
+    # columns than the plain layout, and the reduction column is 1 - run / baseline
+    cols = _energy_json(out, tmp_path / "cols.json", capsys, "--set",
+                        "array.skip_empty_columns=true")  # fmt: skip
+    cols_totals = json.loads(cols.read_text())["totals"]
+    assert cols_totals["e_cb_j"] <= plain_totals["e_cb_j"]
+    assert cols_totals["mapped_cols"] <= plain_totals["mapped_cols"]
+    (row,) = script.rows_of([cols])
+    assert row.mapped_cols == cols_totals["mapped_cols"] and row.tiles == cols_totals["tiles"]
+    assert script._reduction(plain_totals["e_cb_j"], cols_totals["e_cb_j"]) == (
+        f"{100 * (1 - cols_totals['e_cb_j'] / plain_totals['e_cb_j']):.1f}%"
+    )
     # a run priced on other hardware than the baseline is refused, naming the field
     assert script.main([str(plain), str(skip)]) == 2
     assert "hardware_spec differs" in capsys.readouterr().err
@@ -337,3 +349,64 @@ def test_markdown_table_refuses_a_row_that_would_shift_columns() -> None:
     assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
     with pytest.raises(ValueError, match="row 0 has 1 cells for 2 columns"):
         markdown_table(["a", "b"], [["1"]])
+
+
+def test_twofold_table_pairs_a_qat_seed_with_the_baseline_of_that_seed(
+    tmp_path: Path, capsys
+) -> None:
+    rows = [
+        _row("w8-baseline", "none", 0.90, 100e3, 120e3),
+        _row("w8-baseline-qs1", "none", 0.92, 100e3, 120e3),
+        _row("w8-hamming-qs1", "hamming", 0.91, 50e3, 60e3),  # -1 pp against seed 1's
+        _row("w8-hamming", "hamming", 0.91, 50e3, 60e3),  # +1 pp against seed 0's
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    for name, seed in [("w8-baseline", 0), ("w8-baseline-qs1", 1), ("w8-hamming-qs1", 1),
+                       ("w8-hamming", 0)]:  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  qat_epochs: 4\n")
+    assert load_script("twofold_table").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split("|")[4].strip(): ln for ln in out.splitlines() if ln.startswith("| ")}
+    assert "| -1.00 |" in lines["w8-hamming-qs1"]
+    assert "| +1.00 |" in lines["w8-hamming"]
+    assert "†" not in out
+
+
+def _report(e_cb_nj: float, e_adc_nj: float, spec: str = "skip") -> dict:
+    return {"hardware_spec": {"array": spec}, "mode": "data", "samples": 10, "activity": None,
+            "hardware_source": f"preset with {spec}",
+            "layers": [{"cells_on": 4}, {"cells_on": 2}],
+            "totals": {"e_cb_j": e_cb_nj * 1e-9, "e_adc_j": e_adc_nj * 1e-9, "conversions": 9,
+                       "mapped_cols": 8, "tiles": 2, "dense_tiles": 3}}  # fmt: skip
+
+
+def test_twofold_table_reprices_runs_on_the_reports_of_another_setting(
+    tmp_path: Path, capsys
+) -> None:
+    rows = [
+        _row("w8-baseline", "none", 0.90, 100e3, 120e3),
+        _row("w8-hamming", "hamming", 0.895, 50e3, 60e3),  # -50% on the sweep's hardware
+        _row("w8-l1", "l1", 0.89, 80e3, 90e3),  # no report: left out
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    sec = tmp_path / "sec"
+    sec.mkdir()
+    (sec / "w8-baseline.json").write_text(json.dumps(_report(100e3, 20e3)))
+    (sec / "w8-hamming.json").write_text(json.dumps(_report(35e3, 5e3)))
+    script = load_script("twofold_table")
+    assert script.main([str(tmp_path), "--energies", str(sec)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Energies from {sec}: preset with skip")
+    lines = {ln.split("|")[4].strip(): ln for ln in out.splitlines() if ln.startswith("| ")}
+    assert "w8-l1" not in lines
+    # E_cb 100 / 35, E_cb&AD 120 / 40; ON cells and arrays from the report; no crossbar
+    assert lines["w8-hamming"].endswith("| 6 | 2 (3) | 35.00 | 40.00 | 2.86x | 3.00x |")
+    assert "| -0.50 |  |  |" in lines["w8-hamming"]
+    assert "`w8-hamming`, 65.0% less E_cb at -0.50 pp: **met**" in out
+    # a report priced on other hardware than the first is refused, naming the field
+    (sec / "w8-hamming.json").write_text(json.dumps(_report(35e3, 5e3, spec="plain")))
+    assert script.main([str(tmp_path), "--energies", str(sec)]) == 2
+    assert "hardware_spec differs" in capsys.readouterr().err
+    assert script.main([str(tmp_path), "--energies", str(tmp_path / "none")]) == 2
+    assert "holds no <run name>.json report" in capsys.readouterr().err
