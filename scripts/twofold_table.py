@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ import yaml
 
 from hamq.errors import HamqError
 from hamq.experiments.energy_reports import ReportError, on_cells, read_reports
+from hamq.experiments.markdown import markdown_table
+from hamq.experiments.stats import format_p, one_sample_t
 
 FAMILIES = {
     ("none", False): "baseline",
@@ -232,6 +235,60 @@ def targets(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+QAT_SEED = re.compile(r"-qs(\d+)$")
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Settings trained on more than one QAT seed: a run ``NAME-qsN`` (QAT seed N on the
+    seed-0 float stage) joins ``NAME``; only groups of two runs or more, each run compared
+    with the baseline of its own seed (``rows_of``)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(QAT_SEED.sub("", r["name"]), []).append(r)
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def _mean_sd(values: list[float], fmt: str) -> str:
+    sd = format(statistics.stdev(values), fmt.lstrip("+"))
+    return f"{format(statistics.fmean(values), fmt)} ± {sd}"
+
+
+def seeds_table(groups: dict[str, list[dict[str, Any]]]) -> str:
+    """Mean ± sd over the QAT seeds of each group, with the one-sample t-test of its Δacc
+    (p, and the 95% t-interval of the mean loss)."""
+    head = ["setting", "QAT seeds", "accuracy", "Δacc (pp)", "Δacc 95% CI", "p (Δacc = 0)",
+            "E_cb red.", "E_cb&AD gain"]  # fmt: skip
+    out = []
+    for name, rs in groups.items():
+        d = [r["dacc_pp"] for r in rs]
+        t = one_sample_t(d)
+        red = [100 * (1 - 1 / r["gain_cb"]) for r in rs]
+        out.append([
+            name, str(len(rs)), _mean_sd([100 * r["accuracy"] for r in rs], ".2f") + "%",
+            _mean_sd(d, "+.2f"), "" if t is None else f"[{t.ci_low:+.2f}, {t.ci_high:+.2f}]",
+            "" if t is None else format_p(t.p), _mean_sd(red, ".1f") + "%",
+            _mean_sd([r["gain_cb_ad"] for r in rs], ".2f") + "x",
+        ])  # fmt: skip
+    return markdown_table(head, out)
+
+
+def seed_verdicts(groups: dict[str, list[dict[str, Any]]]) -> str:
+    """The HamQ-alone target on the mean over QAT seeds of each HamQ group."""
+    lines = []
+    for name, rs in groups.items():
+        if rs[0]["family"] != "HamQ":
+            continue
+        d = statistics.fmean(r["dacc_pp"] for r in rs)
+        red = statistics.fmean(1 - 1 / r["gain_cb"] for r in rs)
+        met = red >= HAMQ_E_CB_RED and d >= -HAMQ_LOSS_PP
+        lines.append(
+            f"- HamQ alone over {len(rs)} QAT seeds, ≥ {100 * HAMQ_E_CB_RED:.0f}% less E_cb at "
+            f"≤ {HAMQ_LOSS_PP} pp: `{name}`, mean {100 * red:.1f}% less E_cb at {d:+.2f} pp: "
+            f"{'**met**' if met else '**not met**'}."
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", type=Path, help="a sweep folder (holding results.json)")
@@ -247,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.energies is not None:
         print(f"Energies from {args.energies}: {rows[0].get('hardware_source', '')}\n")
     print(table(rows), "", targets(rows), sep="\n")
+    groups = seed_groups(rows)
+    if groups:
+        print("", "Over QAT seeds (mean ± sd; each seed against its own baseline):", "",
+              seeds_table(groups), "", seed_verdicts(groups), sep="\n")  # fmt: skip
     if any(r["other_schedule"] for r in rows):
         print("\n† trained on another QAT schedule than every finished baseline: compared "
               "with the sweep's own baseline")  # fmt: skip

@@ -410,3 +410,29 @@ def test_twofold_table_reprices_runs_on_the_reports_of_another_setting(
     assert "hardware_spec differs" in capsys.readouterr().err
     assert script.main([str(tmp_path), "--energies", str(tmp_path / "none")]) == 2
     assert "holds no <run name>.json report" in capsys.readouterr().err
+
+
+def test_twofold_table_summarizes_qat_seeds_and_checks_the_target_on_their_mean(
+    tmp_path: Path, capsys
+) -> None:
+    rows, seeds = [], {}
+    # baselines 90 / 92 / 91%; HamQ -0.5 / -1.5 / -0.4 pp against each: mean -0.8 pp,
+    # E_cb 100 -> 35 / 40 / 30 (65%, 60%, 70%: mean 65%)
+    for sfx, seed, base, dacc, e in [("", 0, 0.90, -0.005, 35e3), ("-qs1", 1, 0.92, -0.015, 40e3),
+                                     ("-qs2", 2, 0.91, -0.004, 30e3)]:  # fmt: skip
+        rows += [_row(f"w8-baseline{sfx}", "none", base, 100e3, 120e3),
+                 _row(f"w8-hamming{sfx}", "hamming", base + dacc, e, e + 10e3)]  # fmt: skip
+        seeds[f"w8-baseline{sfx}"] = seeds[f"w8-hamming{sfx}"] = seed
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    for name, seed in seeds.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  qat_epochs: 4\n")
+    assert load_script("twofold_table").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("| w8-hamming | 3 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "-0.80 ± 0.61" and cells[6] == "65.0 ± 5.0%"
+    # t = -0.8 / (0.608 / sqrt 3) = -2.28, two-sided p with 2 degrees of freedom
+    # (scipy.stats.ttest_1samp([-0.5, -1.5, -0.4], 0): p = 0.150)
+    assert cells[5] == "0.15"
+    assert "`w8-hamming`, mean 65.0% less E_cb at -0.80 pp: **met**" in out
