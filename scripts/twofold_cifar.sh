@@ -23,11 +23,13 @@ LANE_A="w8-baseline-kd w8-hamming-2-rc80-kd w8-hamming-2-rc96-kd w8-energyb-0.1-
   w8-energyb-0.02-kd w8-hamming-2-rc96 w8-l1-0.002-kd w8-bits-0.03-kd
   w8-rows-0.5-kd-ft15 w8-rows-0.5-bits-* w8-rows-0.5-energyb-* w8-rows-0.5-hamq-*
   w8-rows-0.3-* w8-hamming-2-kd w8-hamming-2-s0.05-kd w8-energy-4-kd w8-baseline-kd-q12
-  w8-energy-4-s0.03-kd w8-hamming-4-kd w8-hamming-4-kd-last w8-hamming-3-kd"
+  w8-energy-4-s0.03-kd w8-hamming-4-kd w8-hamming-4-kd-last w8-hamming-3-kd
+  w8-hamming-2-rc112-kd w8-baseline-qs*"
 LANE_B="w8-tiles1-kd-ft30 w8-tiles1-energyb-0.02-kd-ft30 w8-tiles1-hamq-kd-ft30
   w8-tiles1-bits-kd-ft30 w8-rows-0.7-kd-ft15 w8-rows-0.7-bits-* w8-rows-0.7-energyb-*
   w8-rows-0.7-hamq-* w8-rows-0.9-* w8-hamming-2-s0.05-rc96-kd w8-energyb-0.04-kd
-  w8-hamming-2-kd-q12 w8-rows-0.7-kd-ft30 w8-rows-0.7-hamq-kd-ft30"
+  w8-hamming-2-kd-q12 w8-rows-0.7-kd-ft30 w8-rows-0.7-hamq-kd-ft30 w8-hamming-2-rc112
+  w8-hamming-2-rc112-qs*"
 lane() {
   local -
   set -f  # the patterns are hamq's globs, not the shell's
