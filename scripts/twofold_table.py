@@ -103,8 +103,10 @@ def reprice(rows: list[dict[str, Any]], energies: Path) -> list[dict[str, Any]]:
     except ReportError as e:
         raise HamqError(str(e)) from None
     out = []
-    for (r, _), rep in zip(named, reports, strict=True):
+    for (r, path), rep in zip(named, reports, strict=True):
         t = rep["totals"]
+        if "dense_tiles" not in t:
+            raise HamqError(f"{path}: totals lack dense_tiles; rerun `hamq energy --json`")
         out.append({**r, "e_cb_j": t["e_cb_j"], "e_cb_ad_j": t["e_cb_j"] + t["e_adc_j"],
                     "crossbar_accuracy": None, "hardware_source": rep.get("hardware_source", ""),
                     "_report": rep})  # fmt: skip

@@ -408,6 +408,11 @@ def test_twofold_table_reprices_runs_on_the_reports_of_another_setting(
     (sec / "w8-hamming.json").write_text(json.dumps(_report(35e3, 5e3, spec="plain")))
     assert script.main([str(tmp_path), "--energies", str(sec)]) == 2
     assert "hardware_spec differs" in capsys.readouterr().err
+    partial = _report(35e3, 5e3)
+    del partial["totals"]["dense_tiles"]
+    (sec / "w8-hamming.json").write_text(json.dumps(partial))
+    assert script.main([str(tmp_path), "--energies", str(sec)]) == 2
+    assert "totals lack dense_tiles" in capsys.readouterr().err
     assert script.main([str(tmp_path), "--energies", str(tmp_path / "none")]) == 2
     assert "holds no <run name>.json report" in capsys.readouterr().err
 
