@@ -467,3 +467,25 @@ def test_twofold_table_checks_the_twofold_target_on_the_mean_of_qat_seeds(
     (tmp_path / "results.json").write_text(json.dumps(rows))
     assert script.main([str(tmp_path)]) == 0
     assert "`w8-rows-hamq`, mean 5.03x at -1.75 pp: **not met**" in capsys.readouterr().out
+
+
+def test_clear_columns_probe_reports_each_setting_and_refuses_a_bad_one(
+    tmp_path: Path, capsys
+) -> None:
+    out = trained_run(tmp_path)
+    script = load_script("clear_columns_probe")
+    assert script.main([str(out), "0:none", "2:3", "2:none", "--samples", "32"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
+    assert [r[:2] for r in rows] == [["off", ""], ["2", "3"], ["2", "none"]]
+    assert rows[0][2:5] == ["0", "0", ""]  # the run as it is
+    # a limit on the move never clears more, and clearing never adds energy
+    assert int(rows[1][2]) <= int(rows[2][2])
+    for r in rows[1:]:
+        assert float(r[8]) <= float(rows[0][8])
+    record = json.loads((out / "run.json").read_text())
+    assert rows[0][6] == f"{100 * record['accuracy']:.2f}%"  # unchanged weights, same figure
+    assert script.main([str(out), "2"]) == 2
+    assert "give MAX_ON:MAX_MOVE" in capsys.readouterr().err
+    assert script.main([str(out), "2:0"]) == 2
+    assert "MAX_MOVE >= 1" in capsys.readouterr().err

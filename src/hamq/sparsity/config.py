@@ -84,6 +84,20 @@ class SparsityConfig(Section):
         phase, so ``lambda`` must be 0 and ``finetune_epochs`` unset. Why: 4 QAT epochs
         at lr <= 0.01 cannot repair a random removal of half a ResNet-20's rows
         (``docs/sparsity.md``).
+    clear_columns: bit-column sparsity after training, for arrays that skip all-OFF
+        columns (``array.skip_empty_columns``): once the kept epoch is selected, every
+        physical column of a row tile with at most this many ON cells (the run's hardware
+        mapping: its tile rows, representation, cell bits and index-free layout) is
+        emptied by moving each of its weights to the nearest code that is OFF there, in
+        the tile's empty columns and in the others being cleared; a column holding a
+        range-setting weight is left (``sparsity/column_clear.py``). The test accuracy,
+        energy and crossbar accuracy are those of the cleared weights; the record keeps
+        the validation accuracy before and after. 0 (the default) = off. It needs no
+        mask, so it applies to dense runs too.
+    clear_max_move: with ``clear_columns``, a column is cleared only if none of its
+        weights moves by more than this many codes (default 3: within the lowest 2-bit
+        cell). Clearing a high slice moves the largest weights: on ResNet-20 with no limit
+        it cost 1.7 pp (``docs/sparsity.md``).
     """
 
     sparsity: float = 0.0
@@ -96,6 +110,8 @@ class SparsityConfig(Section):
     finetune_epochs: int | None = Field(None, ge=1)
     from_float: bool = False
     update: Update = "gradient"
+    clear_columns: int = Field(0, ge=0, le=4096)
+    clear_max_move: int = Field(3, ge=1, le=255)
 
     @field_validator("sparsity")
     @classmethod
@@ -137,6 +153,11 @@ class SparsityConfig(Section):
             raise ValueError(
                 "sparsity.finetune_epochs is set with sparsity.from_float: every QAT epoch "
                 "fine-tunes with the masks fixed; drop finetune_epochs"
+            )
+        if self.clear_max_move != 3 and self.clear_columns == 0:
+            raise ValueError(
+                f"sparsity.clear_max_move = {self.clear_max_move} with clear_columns = 0: "
+                f"nothing is cleared; set sparsity.clear_columns (e.g. 2) or drop it"
             )
         if not self.enabled:
             # Never accept an option that would be silently ignored.

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from hamq.models import build_model
 from hamq.quantization import ConversionReport, quantize_model
 from hamq.regularizers import Regularizer
 from hamq.sparsity import phases as sparsity
+from hamq.sparsity.column_clear import clear_model_columns
 from hamq.training import analog, distill
 from hamq.training import checkpoint as ckpt
 from hamq.training.checks import check_data, check_quantizable, diverged, nonfinite_tensors
@@ -356,6 +357,29 @@ def _select_weights(out: Path, state: RunState, cfg: TrainConfig, device: torch.
     return state.best_epoch
 
 
+def _clear_columns(
+    model: nn.Module, cfg: TrainConfig, hw: HardwareSpec, data: DataBundle, val_before: Any
+) -> dict[str, Any] | None:
+    """``sparsity.clear_columns`` on the kept weights (``sparsity/column_clear.py``): what
+    it changed, per layer and in all, with the validation accuracy before and after and
+    the test accuracy before (the run's own is after); None when off."""
+    max_on = cfg.sparsity.clear_columns
+    if max_on == 0:
+        return None
+    # the test accuracy before is reported beside the cleared one, never used to choose
+    correct, n_test = count_correct(model, data, cfg.data.eval_batch_size)
+    counts = clear_model_columns(model, hw, max_on, cfg.sparsity.clear_max_move)
+    per_layer = {name: {**asdict(c), "columns_cleared": c.columns_cleared}
+                 for name, c in counts.items()}  # fmt: skip
+    total = {k: sum(x[k] for x in per_layer.values()) for k in next(iter(per_layer.values()))}
+    val = evaluate(model, data, cfg.data.eval_batch_size, split="val")
+    return {"max_on_cells": max_on, "max_move": cfg.sparsity.clear_max_move,
+            "tile_rows": hw.array.rows, **total,
+            "val_accuracy_before": val_before, "test_accuracy_before": correct / max(1, n_test),
+            "val_accuracy_after": val if data.val_samples > 0 else None,
+            "layers": per_layer}  # fmt: skip
+
+
 def train_epoch(
     state: RunState, cfg: TrainConfig, data: DataBundle, epoch: int, device: torch.device
 ) -> dict[str, float]:
@@ -545,11 +569,13 @@ def train_run(
     wall_s = time.perf_counter() - started
     selected = _select_weights(out, state, cfg, device)
     masks = sparsity.finish(state.model, cfg)
+    val_kept = state.history[selected]["val_accuracy"]
+    cleared = _clear_columns(state.model, cfg, hw, data, val_kept)
     correct, n_test = count_correct(state.model, data, cfg.data.eval_batch_size)
     evaluation = {
         "select": cfg.train.select,
         "selected_epoch": selected,
-        "val_accuracy": state.history[selected]["val_accuracy"],
+        "val_accuracy": val_kept if cleared is None else cleared["val_accuracy_after"],
         "val_samples": data.val_samples,
         "test_correct": correct,
         "test_samples": n_test,
@@ -569,6 +595,8 @@ def train_run(
     final_meta = {"epoch": selected, "stage": "qat", "config": cfg.to_plain()}
     if masks is not None:  # (polynomial, seed, sparsity) per layer, never indices
         final_meta["masks"] = record["masks"] = masks
+    if cleared is not None:
+        record["cleared_columns"] = cleared
     record["float_stage"] = float_stage(cfg, out)
     record["timing"]["epoch_wall_s"] = state.epoch_wall_s
     if cfg.train.float_epochs > 0:
