@@ -111,10 +111,10 @@ def clear_sparse_columns(
                 for n, c in cand[order].tolist():
                     if not 0 < int(counts[n, c]) <= max_on:
                         continue  # an earlier move emptied or filled it
+                    if bool(held[n, c] | stuck[n, c]):
+                        continue  # a range weight's (its step would change), or found stuck
                     rows = on[:, n, c].nonzero().squeeze(1)
                     q = tile[rows, n]
-                    if bool(held[n, c] | stuck[n, c]):
-                        continue  # a range-setting weight: its channel's step would change
                     # OFF here, in the empty columns, and in the others to clear
                     forbid = (counts[n] == 0) | ((counts[n] <= max_on) & ~held[n] & ~stuck[n])
                     forbid[c] = True
