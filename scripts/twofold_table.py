@@ -41,6 +41,7 @@ FAMILIES = {
     ("hamming", True): "twofold + HamQ",
     ("energy", True): "twofold + energy",
 }
+CLEARED = " + cleared columns"
 TWOFOLD_GAIN_X = 5.0  # issue 11: twofold + best regularizer, E_cb&AD gain ...
 TWOFOLD_LOSS_PP = 1.5  # ... at no more than this loss
 HAMQ_E_CB_RED = 0.60  # HamQ alone: E_cb reduction ...
@@ -79,12 +80,22 @@ def qat_epochs_of(run_dir: Path) -> tuple[int, float, int] | None:
 
 def family_of(row: dict[str, Any]) -> str:
     """The row's family; ``energy`` with ``regularizer.activity=batch`` (trained on the
-    inputs too) is marked ``(batch)``."""
+    inputs too) is marked ``(batch)``, and a run that cleared its nearly empty columns at
+    the end (``sparsity.clear_columns`` above 0) ``+ cleared columns``."""
     key = (row.get("regularizer", "none"), bool(row.get("pruned")))
     name = FAMILIES.get(key, f"{key[0]}{' + prune' if key[1] else ''}")
-    if "regularizer.activity=batch" in row.get("overrides", "").split():
+    overrides = row.get("overrides", "").split()
+    if "regularizer.activity=batch" in overrides:
         name += " (batch)"
+    if any(o.startswith("sparsity.clear_columns=") and o != "sparsity.clear_columns=0"
+           for o in overrides):  # fmt: skip
+        name += CLEARED
     return name
+
+
+def base_family(family: str) -> str:
+    """The family without its ``(batch)`` and cleared-columns marks."""
+    return family.removesuffix(CLEARED).removesuffix(" (batch)")
 
 
 def reprice(rows: list[dict[str, Any]], energies: Path) -> list[dict[str, Any]]:
@@ -149,8 +160,8 @@ def rows_of(
         r.update(mapped_counts(folder / r["name"]) if rep is None else counts_of(rep))
     base = first
     order = list(dict.fromkeys(FAMILIES.values()))
-    ok.sort(key=lambda r: (order.index(r["family"].removesuffix(" (batch)"))
-                           if r["family"].removesuffix(" (batch)") in order else 99,
+    ok.sort(key=lambda r: (order.index(base_family(r["family"]))
+                           if base_family(r["family"]) in order else 99,
                            r["sparsity"], r.get("lambda", 0.0)))  # fmt: skip
     return base, ok
 
@@ -214,7 +225,7 @@ def _verdict(name: str, best: dict[str, Any] | None, what: str, met: bool) -> st
 
 def targets(rows: list[dict[str, Any]]) -> str:
     twofold = [r for r in rows if r["family"].startswith("twofold")]
-    hamq = [r for r in rows if r["family"] == "HamQ"]
+    hamq = [r for r in rows if base_family(r["family"]) == "HamQ"]
     lines = []
     b = _best(twofold, "gain_cb_ad", TWOFOLD_LOSS_PP)
     lines.append(_verdict(
@@ -228,7 +239,7 @@ def targets(rows: list[dict[str, Any]]) -> str:
         b, f"{100 * red:.1f}% less E_cb", red >= HAMQ_E_CB_RED,
     ))  # fmt: skip
     for fam in ("HamQ", "L1"):
-        b = _best([r for r in rows if r["family"] == fam], "gain_cb", PAPER[1])
+        b = _best([r for r in rows if base_family(r["family"]) == fam], "gain_cb", PAPER[1])
         red = 1 - 1 / b["gain_cb"] if b else 0.0
         lines.append(_verdict(
             f"{fam} against the HamQ paper's -{100 * PAPER[0]:.0f}% E_cb at -{PAPER[1]} pp",
@@ -279,7 +290,7 @@ def seed_verdicts(groups: dict[str, list[dict[str, Any]]]) -> str:
     HamQ group, the twofold target (E_cb&AD gain) for a twofold group."""
     lines = []
     for name, rs in groups.items():
-        fam = rs[0]["family"]
+        fam = base_family(rs[0]["family"])
         d = statistics.fmean(r["dacc_pp"] for r in rs)
         if fam == "HamQ":
             red = statistics.fmean(1 - 1 / r["gain_cb"] for r in rs)

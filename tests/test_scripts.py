@@ -462,6 +462,14 @@ def test_twofold_table_checks_the_twofold_target_on_the_mean_of_qat_seeds(
     assert script.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "`w8-rows-hamq`, mean 5.03x at -1.40 pp: **met**" in out
+    # runs that cleared their nearly empty columns are marked, and still twofold runs
+    for r in rows[1::2]:
+        r["overrides"] += " sparsity.clear_columns=2"
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    assert script.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| twofold + HamQ + cleared columns | 50% |" in out
+    assert "`w8-rows-hamq`, mean 5.03x at -1.40 pp: **met**" in out
     # seed 0 alone meets it (5.45x at -1.0 pp); a mean loss past the budget does not
     rows[3]["accuracy"] = 0.90 - 0.025  # mean -1.75 pp
     (tmp_path / "results.json").write_text(json.dumps(rows))
