@@ -41,11 +41,12 @@ def parse_setting(text: str) -> tuple[int, int | None]:
 def probe(run_dir: str, hw_name: str | None, hw_sets: list[str], samples: int,
           settings: list[tuple[int, int | None]]) -> list[list[str]]:  # fmt: skip
     rows = []
+    first = load_run(run_dir)
+    hw = resolve_hardware(first.record, first.config, f"{run_dir}/run.json", hw_name,
+                          hw_sets).spec  # fmt: skip
+    data = first.data()  # the data once; fresh weights for every setting
     for max_on, max_move in settings:
-        run = load_run(run_dir)  # fresh weights for every setting
-        hw = resolve_hardware(run.record, run.config, f"{run_dir}/run.json", hw_name,
-                              hw_sets).spec  # fmt: skip
-        data = run.data()
+        run = load_run(run_dir)
         counts = clear_model_columns(run.model, hw, max_on, max_move) if max_on else {}
         val = evaluate(run.model, data, 1000, split="val")
         correct, n = count_correct(run.model, data, 1000)
