@@ -96,8 +96,17 @@ class TrainSection(Section):
         of its own (lr, warm-up, schedule) retrains them first, e.g. the pruned network of
         ``sparsity.from_float``.
     select: which QAT epoch's weights the run keeps and reports: ``best_val`` (highest
-        validation accuracy; on a tie the later epoch, whose regularizer has acted longer)
-        or ``last``. The test part never chooses: it is evaluated once, on the kept weights.
+        validation accuracy; on a tie the later epoch, whose regularizer has acted longer),
+        ``last``, or ``regularized``: of the QAT epochs whose validation accuracy is within
+        ``select_tolerance`` of the best one, the one whose regularizer term (its value on
+        the epoch's final weights, lambda included) is lowest; on a tie the more accurate,
+        then the later. best_val keeps the least regularized epoch whenever the term costs
+        validation accuracy (a 4-epoch HamQ run keeps epoch 0); ``regularized`` says, before
+        training, how much validation accuracy the energy may cost. Without a regularizer
+        it is best_val. The test part never chooses: it is evaluated once, on the kept
+        weights. (``training/select.py``)
+    select_tolerance: under ``regularized``, how far (a fraction, 0.005 = 0.5 points) an
+        epoch's validation accuracy may trail the best selectable epoch's.
     distill: weight of knowledge distillation in the QAT loss, in [0, 1): ``(1 - distill)
         * CE + distill * T**2 * KL(teacher || student)`` at temperature
         ``distill_temperature``; the teacher is the float model the QAT stage starts from
@@ -131,8 +140,9 @@ class TrainSection(Section):
     amp_qat: bool = True
     channels_last: bool = False
     init_from: str | None = None
-    select: Literal["best_val", "last"] = "best_val"
+    select: Literal["best_val", "last", "regularized"] = "best_val"
     select_from: int = Field(0, ge=0, le=MAX_EPOCHS)
+    select_tolerance: float = Field(0.005, ge=0, lt=1)
     distill: float = Field(0.0, ge=0, lt=1)
     distill_temperature: float = Field(4.0, gt=0, le=100)
     teacher: str | None = None
@@ -167,6 +177,12 @@ class TrainSection(Section):
             raise ValueError(
                 f"train.select_from = {self.select_from}: must be below train.qat_epochs = "
                 f"{self.qat_epochs} (it is the first QAT epoch selection may keep)"
+            )
+        if self.select != "regularized" and self.select_tolerance != 0.005:
+            raise ValueError(
+                f"train.select_tolerance = {self.select_tolerance} only applies to "
+                f"train.select = regularized (here {self.select}); set select: regularized "
+                "or drop select_tolerance"
             )
         if not self.amp and not self.amp_qat:
             raise ValueError(
@@ -208,9 +224,10 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _selection_needs_validation(self) -> TrainConfig:
-        if self.train.select == "best_val" and self.data.validation_percent == 0:
+        if self.train.select != "last" and self.data.validation_percent == 0:
             raise ValueError(
-                "train.select = best_val needs a validation part, but data.validation_percent "
+                f"train.select = {self.train.select} needs a validation part, but "
+                "data.validation_percent "
                 "is 0; set train.select = last or give data.validation_percent > 0"
             )
         return self
@@ -236,9 +253,9 @@ class TrainConfig(Section):
         """JSON/YAML-ready dict (aliases used, so ``regularizer.lambda``).
 
         A ``sparsity`` (no mask) or ``analog`` (no noise) section at its defaults, and
-        ``train.select_from`` at 0, are left out, so a dense run's
-        config reads as it did before the section existed and its saved run folders and
-        checkpoints still match it (resume, sweep reuse).
+        ``train.select_from`` at 0 and ``train.select_tolerance`` at its default, are left
+        out, so a dense run's config reads as it did before the section existed and its
+        saved run folders and checkpoints still match it (resume, sweep reuse).
         """
         exclude = {
             name for name, default in (("sparsity", SparsityConfig()),
@@ -248,6 +265,8 @@ class TrainConfig(Section):
         plain = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
         if self.train.select_from == 0:  # likewise a field added in 0.4
             del plain["train"]["select_from"]
+        if self.train.select_tolerance == 0.005:  # and one added in 0.5
+            del plain["train"]["select_tolerance"]
         return plain
 
 

@@ -7,8 +7,11 @@ seeded with ``(seed, epoch)``, so a resumed run repeats exactly the epochs it mi
 **Which weights a run reports.** Every epoch is scored on the *validation* part. With
 ``train.select = best_val`` the QAT epoch with the highest validation accuracy (the later
 one on a tie) is kept in ``best.safetensors``; the final model is that epoch's weights, and
-only then is the *test* part evaluated, once. The test part never chooses anything, so the
-reported test accuracy is an unbiased estimate, given with its sample count.
+only then is the *test* part evaluated, once. With ``train.select = regularized`` each
+epoch that may still be chosen keeps its weights in ``select-<epoch>.safetensors`` and the
+run keeps the most regularized epoch within a validation tolerance
+(``training/select.py``). The test part never chooses anything, so the reported test
+accuracy is an unbiased estimate, given with its sample count.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from hamq.training.checks import check_data, check_quantizable, diverged, nonfin
 from hamq.training.config import TrainConfig
 from hamq.training.record import build_record
 from hamq.training.schedule import lr_at
+from hamq.training.select import Candidate, keep_candidates, regularized_choice
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -51,6 +55,7 @@ RECORD = "run.json"
 CONFIG = "config.yaml"
 FLOAT = "float.safetensors"
 BEST = "best.safetensors"
+SELECT = "select-{epoch}.safetensors"  # train.select = regularized: a candidate epoch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,6 +136,7 @@ class RunState:
     next_epoch: int = 0
     best_epoch: int | None = None  # QAT epoch kept in BEST (train.select = best_val)
     best_val: float = float("-inf")
+    candidates: list[Candidate] = field(default_factory=list)  # train.select = regularized
     # wall seconds of each epoch trained (train + validation), across resumed sessions; kept
     # out of ``history`` so that the record's non-timing part stays the same run to run
     epoch_wall_s: list[float] = field(default_factory=list)
@@ -282,6 +288,8 @@ def _save(out: Path, state: RunState, cfg: TrainConfig, epoch: int) -> None:
         "best": {"epoch": state.best_epoch, "val_accuracy": _finite_or_none(state.best_val)},
         "epoch_wall_s": state.epoch_wall_s,
     }
+    if cfg.train.select == "regularized":
+        meta["candidates"] = [asdict(c) for c in state.candidates]
     ckpt.save_checkpoint(out / CHECKPOINT, {**_state_tensors(state), **opt_tensors}, meta)
 
 
@@ -330,6 +338,27 @@ def _restore(
     if best.get("epoch") is not None:
         state.best_epoch = int(best["epoch"])
         state.best_val = float(best["val_accuracy"])
+    if cfg.train.select == "regularized":
+        state.candidates = _stored_candidates(meta.get("candidates"), out)
+
+
+def _stored_candidates(raw: Any, out: Path) -> list[Candidate]:
+    """The candidate epochs a checkpoint names, each with its weights file present."""
+    try:
+        cands = [Candidate(int(c["epoch"]), float(c["val_accuracy"]), float(c["reg"]))
+                 for c in raw]  # fmt: skip
+    except (TypeError, KeyError, ValueError):
+        raise HamqError(
+            f"'{out / CHECKPOINT}' names no readable candidate epochs for train.select = "
+            f"regularized; the file is damaged: retrain the run (a new --out)"
+        ) from None
+    for c in cands:
+        if not (out / SELECT.format(epoch=c.epoch)).exists():
+            raise HamqError(
+                f"'{out / SELECT.format(epoch=c.epoch)}' is missing, but the checkpoint keeps "
+                f"epoch {c.epoch} as a candidate; the run folder was changed by hand: retrain it"
+            )
+    return cands
 
 
 def _load_model_state(
@@ -345,16 +374,42 @@ def _load_model_state(
 def _select_weights(out: Path, state: RunState, cfg: TrainConfig, device: torch.device) -> int:
     """Load the kept epoch's weights into the model (``train.select``); its epoch index."""
     last = cfg.train.epochs - 1
-    if cfg.train.select == "last" or state.best_epoch is None or state.best_epoch == last:
+    kept, path = state.best_epoch, out / BEST
+    if cfg.train.select == "regularized" and state.candidates:
+        kept = regularized_choice(state.candidates, cfg.train.select_tolerance).epoch
+        path = out / SELECT.format(epoch=kept)
+    elif cfg.train.select != "best_val":
+        kept = None
+    if kept is None or kept == last:
         return last
-    tensors, meta = ckpt.load_checkpoint(out / BEST)
-    if meta.get("epoch") != state.best_epoch:
+    tensors, meta = ckpt.load_checkpoint(path)
+    if meta.get("epoch") != kept:
         raise HamqError(
-            f"'{out / BEST}' holds epoch {meta.get('epoch')}, but the checkpoint names epoch "
-            f"{state.best_epoch} as the best; the run folder was changed by hand: retrain it"
+            f"'{path}' holds epoch {meta.get('epoch')}, but the checkpoint names epoch "
+            f"{kept} as the one to keep; the run folder was changed by hand: retrain it"
         )
-    _load_model_state(state.model, tensors, out / BEST, device)
-    return state.best_epoch
+    _load_model_state(state.model, tensors, path, device)
+    return kept
+
+
+def _reg_value(state: RunState) -> float:
+    """The run's regularizer term on the model's current weights (0 without one)."""
+    if state.regularizer is None:
+        return 0.0
+    with torch.no_grad():
+        return float(state.regularizer(state.model))
+
+
+def _add_candidate(out: Path, state: RunState, cfg: TrainConfig, new: Candidate) -> list[Candidate]:
+    """Make ``new`` a candidate (its weights saved first); the candidates it leaves out."""
+    kept = keep_candidates([*state.candidates, new], cfg.train.select_tolerance)
+    if new in kept:
+        meta = {"epoch": new.epoch, "stage": "qat", "config": cfg.to_plain()}
+        path = out / SELECT.format(epoch=new.epoch)
+        ckpt.save_checkpoint(path, dict(state.model.state_dict()), meta)
+    dropped = [c for c in state.candidates if c not in kept]
+    state.candidates = kept
+    return dropped
 
 
 def _clear_columns(
@@ -547,21 +602,26 @@ def train_run(
             "val_accuracy": val if has_val else None,
             **losses,
         }
+        selectable = (
+            state.stage == "qat"
+            and sparsity.selectable(cfg, epoch)
+            and epoch - cfg.train.float_epochs >= cfg.train.select_from
+        )
+        dropped: list[Candidate] = []
+        if selectable and cfg.train.select == "regularized":
+            entry["reg_end"] = _reg_value(state)
+            dropped = _add_candidate(out, state, cfg, Candidate(epoch, val, entry["reg_end"]))
         state.epoch_wall_s.append(time.perf_counter() - epoch_started)
         state.history.append(entry)
         bar.set_postfix(stage=state.stage, loss=f"{losses['loss']:.3f}", val=f"{val:.3f}")
-        if (
-            cfg.train.select == "best_val"
-            and state.stage == "qat"
-            and sparsity.selectable(cfg, epoch)
-            and epoch - cfg.train.float_epochs >= cfg.train.select_from
-            and val >= state.best_val
-        ):
+        if selectable and cfg.train.select == "best_val" and val >= state.best_val:
             # keep this epoch's weights before the checkpoint names it as the best
             state.best_epoch, state.best_val = epoch, val
             best_meta = {"epoch": epoch, "stage": "qat", "config": cfg.to_plain()}
             ckpt.save_checkpoint(out / BEST, dict(state.model.state_dict()), best_meta)
         _save(out, state, cfg, epoch)
+        for c in dropped:  # (after the checkpoint stops naming them)
+            (out / SELECT.format(epoch=c.epoch)).unlink(missing_ok=True)
         done_now += 1
         if on_epoch is not None:
             on_epoch(epoch, entry)
