@@ -69,6 +69,9 @@ class HardwareRef(Section):
         return out
 
 
+SELECT_TOLERANCE = 0.005  # train.select_tolerance by default: half a point of validation
+
+
 class TrainSection(Section):
     """The optimization.
 
@@ -142,7 +145,7 @@ class TrainSection(Section):
     init_from: str | None = None
     select: Literal["best_val", "last", "regularized"] = "best_val"
     select_from: int = Field(0, ge=0, le=MAX_EPOCHS)
-    select_tolerance: float = Field(0.005, ge=0, lt=1)
+    select_tolerance: float = Field(SELECT_TOLERANCE, ge=0, lt=1)
     distill: float = Field(0.0, ge=0, lt=1)
     distill_temperature: float = Field(4.0, gt=0, le=100)
     teacher: str | None = None
@@ -178,7 +181,7 @@ class TrainSection(Section):
                 f"train.select_from = {self.select_from}: must be below train.qat_epochs = "
                 f"{self.qat_epochs} (it is the first QAT epoch selection may keep)"
             )
-        if self.select != "regularized" and self.select_tolerance != 0.005:
+        if self.select != "regularized" and self.select_tolerance != SELECT_TOLERANCE:
             raise ValueError(
                 f"train.select_tolerance = {self.select_tolerance} only applies to "
                 f"train.select = regularized (here {self.select}); set select: regularized "
@@ -265,7 +268,7 @@ class TrainConfig(Section):
         plain = self.model_dump(mode="json", by_alias=True, exclude=exclude or None)
         if self.train.select_from == 0:  # likewise a field added in 0.4
             del plain["train"]["select_from"]
-        if self.train.select_tolerance == 0.005:  # and one added in 0.5
+        if self.train.select_tolerance == SELECT_TOLERANCE:  # and one added in 0.5
             del plain["train"]["select_tolerance"]
         return plain
 

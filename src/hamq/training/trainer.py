@@ -374,12 +374,12 @@ def _load_model_state(
 def _select_weights(out: Path, state: RunState, cfg: TrainConfig, device: torch.device) -> int:
     """Load the kept epoch's weights into the model (``train.select``); its epoch index."""
     last = cfg.train.epochs - 1
-    kept, path = state.best_epoch, out / BEST
-    if cfg.train.select == "regularized" and state.candidates:
+    kept: int | None = None
+    if cfg.train.select == "best_val":
+        kept, path = state.best_epoch, out / BEST
+    elif cfg.train.select == "regularized" and state.candidates:
         kept = regularized_choice(state.candidates, cfg.train.select_tolerance).epoch
         path = out / SELECT.format(epoch=kept)
-    elif cfg.train.select != "best_val":
-        kept = None
     if kept is None or kept == last:
         return last
     tensors, meta = ckpt.load_checkpoint(path)
