@@ -400,6 +400,8 @@ class SweepRun:
     ``needs``: the runs whose float weights this one starts from (``share_float``); a
     backend that trains runs side by side must finish those first. ``finished``: the run
     folder already holds this run's final weights and record (from any backend or command).
+    ``float_ready``: the run folder holds this run's float weights (``float.safetensors``,
+    written with this run's config), all that a run that ``needs`` it reads from it.
     """
 
     name: str
@@ -407,6 +409,7 @@ class SweepRun:
     run_dir: Path
     needs: tuple[str, ...] = ()
     finished: bool = False
+    float_ready: bool = False
 
 
 NOT_RUN = "not run yet"
@@ -422,16 +425,21 @@ Backend = Callable[[list[SweepRun], RunOne, Callable[[str], None]], list[dict[st
 def sweep_runs(sweep: SweepConfig, out: Path) -> list[SweepRun]:
     """The runs of ``sweep`` with their folders under ``out``, in ``variants`` order."""
     named = variants(sweep, out)
-    runs = []
-    for name, overrides in named:
-        needs = tuple(
+    needs = {
+        name: tuple(
             n
             for n, _ in named
             if f"train.init_from={out / n}" in overrides or f"train.teacher={out / n}" in overrides
         )
-        runs.append(
-            SweepRun(name, overrides, out / name, needs, _finished(sweep, overrides, out / name))
-        )
+        for name, overrides in named
+    }
+    needed = {n for deps in needs.values() for n in deps}
+    runs = []
+    for name, overrides in named:
+        run_dir = out / name
+        ready = name in needed and _float_ready(sweep, overrides, run_dir)
+        finished = _finished(sweep, overrides, run_dir)
+        runs.append(SweepRun(name, overrides, run_dir, needs[name], finished, ready))
     return runs
 
 
@@ -441,6 +449,19 @@ def _finished(sweep: SweepConfig, overrides: list[str], run_dir: Path) -> bool:
     try:
         return finished_record(run_config(sweep, overrides), run_dir) is not None
     except (HamqError, ValueError):  # invalid run or unreadable record: training it says why
+        return False
+
+
+def _float_ready(sweep: SweepConfig, overrides: list[str], run_dir: Path) -> bool:
+    from hamq.training import checkpoint as ckpt
+    from hamq.training.trainer import FLOAT, same_config
+
+    if not (run_dir / FLOAT).is_file():
+        return False
+    try:
+        _, meta = ckpt.load_checkpoint(run_dir / FLOAT)
+        return same_config(meta.get("config"), run_config(sweep, overrides))
+    except (HamqError, ValueError):  # unreadable or another config: training it says why
         return False
 
 
@@ -462,7 +483,8 @@ def run_sweep(
     runs already finished (energies from their cache when it holds them) and gives every
     other run the status ``NOT_RUN``, so a sweep still training, or stopped, can be read.
     ``only`` (glob patterns of run names, see ``select_runs``) trains just those runs and
-    the runs they start from; every other run is reported as with ``finished_only``.
+    the runs they start from whose float weights are not there yet; every other run is
+    reported as with ``finished_only``.
     """
     if finished_only and only:
         raise HamqError("--finished-only trains nothing, so it takes no --only; drop one")
@@ -490,7 +512,9 @@ def select_runs(runs: Sequence[SweepRun], patterns: Sequence[str] = ()) -> set[s
     """Names of the runs to train: all of them without ``patterns``; otherwise the runs
     whose name matches one of the glob patterns (``fnmatch``, case-sensitive, e.g.
     ``w8-rows-0.9-*``), plus, transitively, the runs whose float weights they start from
-    (``needs``), which are trained whole (QAT and measurement too).
+    (``needs``) where those weights are not there yet (``float_ready``); such a run is
+    trained whole (QAT and measurement too). A run whose float weights are there (its float
+    stage finished, or was restored from scripts/float_cache.py) is left as it is.
 
     Raises ``HamqError`` for a pattern that matches no run, naming the closest run and
     the first few there are.
@@ -509,10 +533,11 @@ def select_runs(runs: Sequence[SweepRun], patterns: Sequence[str] = ()) -> set[s
             )
         chosen.update(hits)
     needs = {r.name: r.needs for r in runs}
+    ready = {r.name for r in runs if r.float_ready}
     todo = list(chosen)
     while todo:
         for dep in needs[todo.pop()]:
-            if dep not in chosen:
+            if dep not in chosen and dep not in ready:
                 chosen.add(dep)
                 todo.append(dep)
     return chosen
