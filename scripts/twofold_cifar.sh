@@ -8,11 +8,17 @@
 # stopped.
 #   bash scripts/twofold_cifar.sh            # both lanes, in the background, logs in runs/
 #   LANE=a bash scripts/twofold_cifar.sh     # one lane in the foreground (a or b)
+#   FLOAT_CACHE=1 bash scripts/twofold_cifar.sh   # from the committed float stages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWEEP=configs/sweeps/twofold-cifar-r20.yaml
 OUT=runs/twofold-cifar-r20
 [ -d data/cifar10-jpeg ] || python -m hamq.data.shared ../shared/data/cifar10-jpeg.tar.gz data/
+# FLOAT_CACHE=1: start from the committed float stages (the baseline's, the 50% retrain's;
+# docs/sweeps.md) instead of training them again; run folders already there are kept
+if [ "${FLOAT_CACHE:-0}" = 1 ]; then
+  python scripts/float_cache.py restore artifacts/float-stages/twofold-cifar-r20 "$OUT"
+fi
 # the float stage and the dense baseline first, on both cores
 hamq sweep "$SWEEP" --out "$OUT" --quiet --only w8-baseline > /dev/null
 # lane a: dense runs (HamQ, energy with batch activity, L1, bits), then the 50% and 30%

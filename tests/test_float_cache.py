@@ -14,10 +14,11 @@ from hamq.errors import HamqError
 from hamq.experiments.sweep import load_sweep, run_config, variants
 from hamq.training import checkpoint as ckpt
 from hamq.training.trainer import CHECKPOINT, CONFIG, FLOAT, MODEL, train_run
-from test_scripts import load_script
+from test_scripts import REPO, load_script
 
 fc = load_script("float_cache")
 
+COMMITTED = REPO / "artifacts" / "float-stages" / "twofold-cifar-r20"
 TINY = {"train": {"float_epochs": 2, "qat_epochs": 1, "select": "last"}}
 
 
@@ -165,3 +166,18 @@ def test_the_command_line_gives_one_line_errors(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "holds no cached float stage" in err
     assert "\n" not in err
+
+
+def test_the_committed_cache_is_the_sweeps_float_stages() -> None:
+    """The cached float stages of configs/sweeps/twofold-cifar-r20.yaml: each file as its
+    digest says, each checkpoint at its float stage's end, each config the one the sweep
+    gives that run now (else a restored run would be refused on resume)."""
+    names = fc.check(
+        COMMITTED,
+        REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml",
+        Path("runs/twofold-cifar-r20"),
+    )
+    assert "w8-baseline" in names
+    manifest = json.loads((COMMITTED / fc.MANIFEST).read_text())["runs"]
+    _, meta = ckpt.load_checkpoint(COMMITTED / "w8-baseline" / FLOAT)
+    assert meta["float_stage"]["epochs"] == manifest["w8-baseline"]["float_epochs"] == 80
