@@ -177,7 +177,7 @@ def test_the_committed_cache_is_the_sweeps_float_stages() -> None:
         REPO / "configs" / "sweeps" / "twofold-cifar-r20.yaml",
         Path("runs/twofold-cifar-r20"),
     )
-    assert "w8-baseline" in names
+    assert {"w8-baseline", "w8-rows-0.5-kd-ft30"} <= set(names)
     manifest = json.loads((COMMITTED / fc.MANIFEST).read_text())["runs"]
     _, meta = ckpt.load_checkpoint(COMMITTED / "w8-baseline" / FLOAT)
     assert meta["float_stage"]["epochs"] == manifest["w8-baseline"]["float_epochs"] == 80
