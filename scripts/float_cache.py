@@ -111,7 +111,8 @@ def save(run: Path, cache: Path, wait_s: float = 0.0, note: str = "") -> dict[st
     shutil.copyfile(run / CHECKPOINT, tmp)  # one read of the file the run may replace next
     try:
         meta = float_end_meta(tmp)
-        _atomic_copy(tmp, dest / CHECKPOINT)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, dest / CHECKPOINT)  # (the checked copy itself, not a second one)
     finally:
         tmp.unlink(missing_ok=True)
     for name in (FLOAT, CONFIG):
