@@ -499,3 +499,37 @@ def test_clear_columns_probe_reports_each_setting_and_refuses_a_bad_one(
     assert "give MAX_ON:MAX_MOVE" in capsys.readouterr().err
     assert script.main([str(out), "2:0"]) == 2
     assert "MAX_MOVE >= 1" in capsys.readouterr().err
+
+
+def test_bn_reestimate_probe_keeps_the_weights_and_refuses_too_many_images(
+    tmp_path: Path, capsys
+) -> None:
+    from hamq.training.runs import load_run
+
+    out = trained_run(tmp_path)
+    script = load_script("bn_reestimate_probe")
+    assert script.main([str(out), "0", "256", "--augment"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[1:]]
+    assert [r[0] for r in rows] == ["as trained", "256"]
+    record = json.loads((out / "run.json").read_text())
+    assert rows[0][3] == f"{100 * record['accuracy']:.2f}%"  # the run as it was measured
+    # the statistics do move: the probe's model differs from the run's in its BatchNorm only
+    import torch
+
+    from hamq.training.adabs import adapt_batchnorm, batchnorms
+
+    run, fresh = load_run(out), load_run(out)
+    data = run.data()
+    adapt_batchnorm(run.model, script.training_images(data, 256, 64, True, 0))
+    pairs = zip(batchnorms(run.model), batchnorms(fresh.model), strict=True)
+    moved = [not torch.equal(a.running_mean, b.running_mean) for a, b in pairs]
+    assert moved and all(moved)
+    params = zip(run.model.named_parameters(), fresh.model.named_parameters(), strict=True)
+    for (name, p), (_, q) in params:
+        assert torch.equal(p, q), name
+    n = int(data.train_x.shape[0])
+    assert script.main([str(out), str(n + 1)]) == 2
+    assert f"the split holds {n}" in capsys.readouterr().err
+    assert script.main([str(out), "-1"]) == 2
+    assert "images >= 0" in capsys.readouterr().err
