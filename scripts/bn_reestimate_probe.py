@@ -5,10 +5,11 @@ adapt_batchnorm``, a cumulative average) over ``N`` training images drawn with a
 generator, for each ``N`` given; one markdown row per setting. The weights, and so every
 cell and the energy, are unchanged; only the digital BatchNorm after the arrays moves.
 
-QAT moves weights between codes every step, and HamQ's attractors make many of them
-oscillate across a code boundary, so the running statistics average over weights that the
-kept checkpoint no longer has (Nagel et al., "Overcoming oscillations in quantization-aware
-training", ICML 2022, re-estimate them after training for that reason).
+Why it might help: QAT moves weights between codes every step, and weights that oscillate
+across a code boundary leave running statistics averaged over weights the kept checkpoint
+no longer has (Nagel et al., "Overcoming oscillations in quantization-aware training",
+ICML 2022, re-estimate them after training for that reason). On the twofold ResNet-20 it
+did not (RESULTS.md, part 6, ninth session: 8610 -> 8612 / 10000).
 
     python scripts/bn_reestimate_probe.py runs/twofold-cifar-r20/w8-baseline 0 5120 --augment
 
